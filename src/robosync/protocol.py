@@ -1,0 +1,247 @@
+"""Request and response models of the HTTP API (``/v1``), shared by both sides.
+
+JSON bodies are these pydantic models. Three bodies are NDJSON (one JSON
+object per line, ``application/x-ndjson``) so that they stream with flat
+memory:
+
+* ``POST /v1/projects/{id}/commits`` request: first line :class:`CommitHeader`,
+  then :class:`PutOp` / :class:`DeleteOp` lines. 201 :class:`CommitResult`;
+  409 error ``conflict`` with ``details.head_version``; 422 error
+  ``missing_blobs`` with ``details.missing`` (digests). Header
+  ``Idempotency-Key`` makes a retry answer what the first attempt answered.
+* ``GET /v1/projects/{id}/manifest?version=N``: :class:`ManifestEntry` lines;
+  response header ``X-Robosync-Version`` is the version served.
+* ``GET /v1/projects/{id}/changes?since=M``: :class:`PutOp` / :class:`DeleteOp`
+  lines taking version M to the head; header ``X-Robosync-Version`` is the head.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+API_PREFIX = "/v1"
+VERSION_HEADER = "X-Robosync-Version"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+NDJSON = "application/x-ndjson"
+
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="content address, hex")]
+BlockHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of a block, hex")]
+
+
+# --- projects -----------------------------------------------------------------
+
+
+class ProjectCreate(BaseModel):
+    """``POST /v1/projects`` body."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ProjectInfo(BaseModel):
+    """A project as the API shows it."""
+
+    id: int
+    name: str
+    head_version: int
+    file_count: int
+    total_bytes: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectList(BaseModel):
+    """``GET /v1/projects`` answer (optionally filtered by ``?name=``)."""
+
+    projects: list[ProjectInfo]
+
+
+class VersionInfo(BaseModel):
+    """One entry of a project's history; version 0 is the empty project."""
+
+    number: int
+    robot: str
+    message: str
+    created_at: datetime
+    files_added: int
+    files_removed: int
+    file_count: int
+    total_bytes: int
+
+
+class VersionList(BaseModel):
+    """``GET /v1/projects/{id}/versions`` answer, newest first."""
+
+    versions: list[VersionInfo]
+
+
+# --- uploads ------------------------------------------------------------------
+
+
+class UploadItem(BaseModel):
+    """One blob the client wants stored: its digest, size and block hashes."""
+
+    digest: Digest
+    size: int = Field(ge=0)
+    blocks: list[BlockHash] = Field(min_length=1)
+
+
+class UploadRequest(BaseModel):
+    """``POST /v1/uploads`` body: the dedup check and get_presigned_upload in one."""
+
+    items: list[UploadItem] = Field(min_length=1, max_length=1000)
+
+
+class PresignedPart(BaseModel):
+    """One block to PUT: send ``size`` bytes from ``offset`` with ``headers`` to ``url``.
+
+    ``done`` parts were already accepted by the store (a resumed upload): skip
+    them and report their ``etag`` on completion.
+    """
+
+    number: int
+    offset: int
+    size: int
+    url: str
+    headers: dict[str, str]
+    done: bool = False
+    etag: str | None = None
+
+
+class UploadPlan(BaseModel):
+    """What to do for one item: nothing (``present``) or PUT its parts."""
+
+    digest: Digest
+    status: Literal["present", "upload"]
+    upload_id: str | None = None  # None for a single PUT (one block)
+    parts: list[PresignedPart] = []
+
+
+class UploadResponse(BaseModel):
+    """``POST /v1/uploads`` answer, in the order of the request's items."""
+
+    items: list[UploadPlan]
+
+
+class CompletedPart(BaseModel):
+    """A part the client PUT, with the ETag the store answered."""
+
+    number: int = Field(ge=1, le=10000)
+    etag: str
+
+
+class CompleteItem(BaseModel):
+    """Finish one upload: the parts of a multipart upload, or none for a single PUT."""
+
+    digest: Digest
+    upload_id: str | None = None
+    parts: list[CompletedPart] = []
+
+
+class CompleteRequest(BaseModel):
+    """``POST /v1/uploads/complete`` body."""
+
+    items: list[CompleteItem] = Field(min_length=1, max_length=1000)
+
+
+class CompleteResult(BaseModel):
+    """``present`` once the store proved size and digest; else ``failed`` and why."""
+
+    digest: Digest
+    status: Literal["present", "failed"]
+    error: str | None = None
+
+
+class CompleteResponse(BaseModel):
+    """``POST /v1/uploads/complete`` answer."""
+
+    items: list[CompleteResult]
+
+
+# --- downloads ----------------------------------------------------------------
+
+
+class DownloadRequest(BaseModel):
+    """``POST /v1/projects/{id}/downloads`` body."""
+
+    digests: list[Digest] = Field(min_length=1, max_length=1000)
+
+
+class DownloadLink(BaseModel):
+    """A presigned GET for one digest of the project."""
+
+    digest: Digest
+    size: int
+    url: str
+
+
+class DownloadResponse(BaseModel):
+    """``POST /v1/projects/{id}/downloads`` answer."""
+
+    items: list[DownloadLink]
+
+
+# --- commits, manifests, changes (NDJSON lines) --------------------------------
+
+
+class CommitHeader(BaseModel):
+    """First line of a commit body."""
+
+    base_version: int = Field(ge=0)
+    message: str = Field(default="", max_length=4096)
+
+
+class PutOp(BaseModel):
+    """Set ``path`` to the blob ``digest``."""
+
+    op: Literal["put"] = "put"
+    path: str
+    digest: Digest
+    size: int = Field(ge=0)
+
+
+class DeleteOp(BaseModel):
+    """Remove ``path``."""
+
+    op: Literal["delete"] = "delete"
+    path: str
+
+
+Change = Annotated[PutOp | DeleteOp, Field(discriminator="op")]
+
+
+class CommitResult(BaseModel):
+    """201 answer of a commit."""
+
+    version: int
+    files_added: int
+    files_removed: int
+    file_count: int
+    total_bytes: int
+
+
+class ManifestEntry(BaseModel):
+    """One line of a manifest."""
+
+    path: str
+    digest: Digest
+    size: int
+
+
+# --- errors -------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    """The ``error`` object of every error answer."""
+
+    code: str
+    message: str
+    details: dict[str, object] = {}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {...}}``."""
+
+    error: ErrorDetail

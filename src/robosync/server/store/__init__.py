@@ -1,0 +1,1 @@
+"""Blob stores: the interface and its two implementations."""
