@@ -170,12 +170,16 @@ class BlockVerifier:
                 self._block = hashlib.sha256()
                 self._in_block = 0
 
-    def digest(self) -> str:
-        """The digest of everything fed so far."""
+    def block_hashes(self) -> list[bytes]:
+        """The SHA-256 of every block fed so far (the last one possibly partial)."""
         hashes = list(self._hashes)
         if self._in_block or not hashes:
             hashes.append(self._block.digest())
-        return digest_of_block_hashes(hashes)
+        return hashes
+
+    def digest(self) -> str:
+        """The digest of everything fed so far."""
+        return digest_of_block_hashes(self.block_hashes())
 
     def problem(self) -> str | None:
         """``None`` if size and digest match, else a sentence saying what is wrong."""

@@ -1,0 +1,41 @@
+"""The robot side of robosync: a project folder synced with a server.
+
+Import from here; the submodules may change::
+
+    from robosync.client import Project, clone
+
+    project = Project.open("/data/run42")
+    project.save_image("cam0/000001.png", data, meta={"exposure_ms": 4})
+    project.push()
+"""
+
+from robosync.client.api import Api
+from robosync.client.lock import ProjectLocked
+from robosync.client.merge import Entry, MergeNote, Policy, merge
+from robosync.client.project import (
+    EvictResult,
+    NotAProject,
+    Project,
+    PullResult,
+    PushResult,
+    Status,
+    clone,
+)
+from robosync.client.settings import ClientSettings
+
+__all__ = [
+    "Api",
+    "ClientSettings",
+    "Entry",
+    "EvictResult",
+    "MergeNote",
+    "NotAProject",
+    "Policy",
+    "Project",
+    "ProjectLocked",
+    "PullResult",
+    "PushResult",
+    "Status",
+    "clone",
+    "merge",
+]

@@ -1,0 +1,243 @@
+"""Typed HTTP client of the robosync API (``/v1``), every call through :class:`Retrying`.
+
+Manifests, changes and commit bodies are NDJSON and stream: a manifest is
+consumed line by line, a commit body is generated line by line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from robosync import __version__
+from robosync.client.retry import Retrying
+from robosync.errors import RobosyncError, error_from_body
+from robosync.protocol import (
+    API_PREFIX,
+    IDEMPOTENCY_HEADER,
+    NDJSON,
+    VERSION_HEADER,
+    Change,
+    CommitHeader,
+    CommitResult,
+    CompleteItem,
+    CompleteRequest,
+    CompleteResponse,
+    DeleteOp,
+    DownloadRequest,
+    DownloadResponse,
+    ManifestEntry,
+    ProjectCreate,
+    ProjectInfo,
+    ProjectList,
+    PutOp,
+    UploadItem,
+    UploadRequest,
+    UploadResponse,
+    VersionList,
+)
+
+_CHANGE: TypeAdapter[PutOp | DeleteOp] = TypeAdapter(Change)
+_BODY_CHUNK = 64 * 1024
+
+
+def error_of(resp: httpx.Response) -> RobosyncError:
+    """The error an HTTP answer stands for, with ``http_status`` and ``retry_after`` details."""
+    try:
+        body: Any = resp.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    err = error_from_body(resp.status_code, body)
+    if body is None:
+        text = resp.text[:200].strip() if resp.content else ""
+        err = RobosyncError(f"{resp.request.url.host} answered HTTP {resp.status_code} {text}")
+    err.details["http_status"] = resp.status_code
+    ra = resp.headers.get("Retry-After")
+    if ra is not None and "retry_after" not in err.details:
+        with suppress(ValueError):
+            err.details["retry_after"] = float(ra)
+    return err
+
+
+class Api:
+    """A session with one server for one token."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        retrying: Retrying | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.retrying = retrying or Retrying()
+        self.http = httpx.Client(
+            base_url=self.server + API_PREFIX,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"robosync/{__version__}"},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    # --- plumbing ---------------------------------------------------------
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        content: Callable[[], Iterable[bytes]] | None = None,
+    ) -> httpx.Response:
+        if body is not None:
+            req = self.http.build_request(
+                method,
+                url,
+                params=params,
+                headers={"Content-Type": "application/json", **(headers or {})},
+                content=body.model_dump_json().encode(),
+            )
+        else:
+            req = self.http.build_request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                content=content() if content is not None else None,
+            )
+        resp = self.http.send(req)
+        if resp.status_code >= 400:
+            raise error_of(resp)
+        return resp
+
+    def _call(self, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
+        return self.retrying.call(lambda: self._send_once(method, url, **kw), what)
+
+    @contextmanager
+    def _stream(
+        self, url: str, params: dict[str, Any], what: str
+    ) -> Iterator[tuple[int, Iterator[bytes]]]:
+        def open_() -> httpx.Response:
+            resp = self.http.send(self.http.build_request("GET", url, params=params), stream=True)
+            if resp.status_code >= 400:
+                resp.read()
+                resp.close()
+                raise error_of(resp)
+            return resp
+
+        resp = self.retrying.call(open_, what)
+        try:
+            version = int(resp.headers.get(VERSION_HEADER, "0"))
+            yield version, (line.encode() for line in resp.iter_lines() if line.strip())
+        finally:
+            resp.close()
+
+    # --- projects ---------------------------------------------------------
+
+    def create_project(self, name: str) -> ProjectInfo:
+        """Create a project owned by the token's user."""
+        resp = self._call("POST", "/projects", "create project", body=ProjectCreate(name=name))
+        return ProjectInfo.model_validate_json(resp.content)
+
+    def list_projects(self, name: str | None = None) -> list[ProjectInfo]:
+        """The user's projects (only the one called ``name`` if given)."""
+        params = {"name": name} if name else None
+        resp = self._call("GET", "/projects", "list projects", params=params)
+        projects = ProjectList.model_validate_json(resp.content).projects
+        return [p for p in projects if name is None or p.name == name]
+
+    def project(self, project_id: int) -> ProjectInfo:
+        """Info of one project."""
+        resp = self._call("GET", f"/projects/{project_id}", "get project")
+        return ProjectInfo.model_validate_json(resp.content)
+
+    def versions(self, project_id: int) -> VersionList:
+        """History of a project, newest first."""
+        resp = self._call("GET", f"/projects/{project_id}/versions", "get versions")
+        return VersionList.model_validate_json(resp.content)
+
+    @contextmanager
+    def manifest(
+        self, project_id: int, version: int | None = None
+    ) -> Iterator[tuple[int, Iterator[ManifestEntry]]]:
+        """``(version, entries)`` of a project version (head if ``None``), streamed."""
+        params = {"version": version} if version is not None else {}
+        with self._stream(f"/projects/{project_id}/manifest", params, "get manifest") as (v, it):
+            yield v, (ManifestEntry.model_validate_json(line) for line in it)
+
+    @contextmanager
+    def changes(self, project_id: int, since: int) -> Iterator[tuple[int, Iterator[Change]]]:
+        """``(head, ops)`` taking version ``since`` to the head, streamed."""
+        params = {"since": since}
+        with self._stream(f"/projects/{project_id}/changes", params, "get changes") as (v, it):
+            yield v, (_CHANGE.validate_json(line) for line in it)
+
+    # --- blobs ------------------------------------------------------------
+
+    def plan_uploads(self, items: list[UploadItem]) -> UploadResponse:
+        """Dedup check and presigned part URLs for up to 1000 blobs."""
+        resp = self._call("POST", "/uploads", "plan uploads", body=UploadRequest(items=items))
+        return UploadResponse.model_validate_json(resp.content)
+
+    def complete_uploads(self, items: list[CompleteItem]) -> CompleteResponse:
+        """Complete up to 1000 uploads; the server proves each digest."""
+        body = CompleteRequest(items=items)
+        resp = self._call("POST", "/uploads/complete", "complete uploads", body=body)
+        return CompleteResponse.model_validate_json(resp.content)
+
+    def download_links(self, project_id: int, digests: list[str]) -> DownloadResponse:
+        """Presigned GET URLs for up to 1000 digests of a project."""
+        body = DownloadRequest(digests=digests)
+        resp = self._call("POST", f"/projects/{project_id}/downloads", "get downloads", body=body)
+        return DownloadResponse.model_validate_json(resp.content)
+
+    # --- commits ----------------------------------------------------------
+
+    def commit(
+        self,
+        project_id: int,
+        base_version: int,
+        ops: Callable[[], Iterable[PutOp | DeleteOp]],
+        *,
+        message: str,
+        idempotency_key: str,
+    ) -> CommitResult:
+        """Commit ``ops`` on ``base_version``; raises ConflictError if the head moved.
+
+        ``ops`` is called once per attempt, so a retried commit regenerates its
+        body; the same ``idempotency_key`` makes the server answer a retry with
+        the first attempt's result.
+        """
+        header = CommitHeader(base_version=base_version, message=message)
+
+        def body() -> Iterator[bytes]:
+            buf = [header.model_dump_json().encode(), b"\n"]
+            size = 0
+            for op in ops():
+                line = op.model_dump_json().encode() + b"\n"
+                buf.append(line)
+                size += len(line)
+                if size >= _BODY_CHUNK:
+                    yield b"".join(buf)
+                    buf, size = [], 0
+            yield b"".join(buf)
+
+        resp = self._call(
+            "POST",
+            f"/projects/{project_id}/commits",
+            "commit",
+            headers={"Content-Type": NDJSON, IDEMPOTENCY_HEADER: idempotency_key},
+            content=body,
+        )
+        return CommitResult.model_validate_json(resp.content)

@@ -1,0 +1,753 @@
+"""The public Python API of a robosync project folder.
+
+>>> p = Project.open("/data/run42")                       # doctest: +SKIP
+>>> p.save_image("cam0/000001.png", png_bytes, meta={"exposure": 0.01})  # doctest: +SKIP
+>>> p.push()                                               # doctest: +SKIP
+
+Every command that changes the folder holds the folder lock. Push and pull
+never lose an image: a path both sides changed is kept twice (default
+policy), a deletion never wins over a modification, and files are written
+only after their bytes were verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from robosync.client.api import Api
+from robosync.client.index import (
+    DIRNAME,
+    EVICTED,
+    LOCAL,
+    REMOTE,
+    FileRow,
+    Index,
+    ProjectConfig,
+)
+from robosync.client.lock import folder_lock
+from robosync.client.merge import Change, Entry, MergeNote, Policy, merge
+from robosync.client.progress import NoProgress, Progress
+from robosync.client.scan import TEMP_PREFIX, ScanReport, scan
+from robosync.client.settings import ClientSettings
+from robosync.client.transfer import (
+    DEFAULT_JOBS,
+    DownloadTarget,
+    Transfer,
+    TransferStats,
+    UploadSource,
+    Written,
+)
+from robosync.errors import (
+    AlreadyExists,
+    ConflictError,
+    InvalidInput,
+    NotFound,
+    RobosyncError,
+)
+from robosync.paths import normalize_path, validate_path
+from robosync.protocol import DeleteOp, ProjectInfo, PutOp, VersionInfo
+
+COMMIT_ATTEMPTS = 10
+META_SUFFIX = ".meta.json"
+
+
+class NotAProject(RobosyncError):
+    """The folder (and none of its parents) is a robosync project."""
+
+    status = 404
+    code = "not_a_project"
+
+
+# --- results ------------------------------------------------------------------
+
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    version: int
+    committed: bool
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    hashed: int = 0
+    blobs: int = 0
+    already_present: int = 0
+    uploaded_blobs: int = 0
+    parts_sent: int = 0
+    parts_skipped: int = 0
+    bytes_sent: int = 0
+    commit_attempts: int = 0
+    merged: list[MergeNote] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class PullResult:
+    """What a pull (or clone, fetch, restore) did."""
+
+    version: int
+    downloaded: int = 0
+    copied: int = 0
+    bytes_received: int = 0
+    removed: int = 0
+    merged: list[MergeNote] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class Status:
+    """Local changes against the last synced version, and where the server is."""
+
+    base_version: int
+    head_version: int | None
+    added: list[str]
+    modified: list[str]
+    deleted: list[str]
+    evicted: list[str]
+    remote_only: list[str]
+    invalid: list[tuple[str, str]]
+
+    @property
+    def server_moved(self) -> bool:
+        """Whether the server has versions this folder has not pulled."""
+        return self.head_version is not None and self.head_version > self.base_version
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**asdict(self), "server_moved": self.server_moved}
+
+
+@dataclass
+class EvictResult:
+    """Files whose disk was freed, and files that were kept and why."""
+
+    evicted: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def find_root(start: str | os.PathLike[str]) -> Path:
+    """The project folder containing ``start`` (itself or a parent)."""
+    here = Path(start).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / DIRNAME / "config.json").is_file():
+            return candidate
+    raise NotAProject(
+        f"{here} is not in a robosync project; "
+        "run `robosync init NAME` or `robosync clone NAME DIR`"
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(dest: Path, source: bytes | bytearray | memoryview | IO[bytes]) -> None:
+    """Write ``dest`` through a temp file in its folder, fsync'ed, then renamed."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(source, bytes | bytearray | memoryview):
+                f.write(source)
+            else:
+                for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                    f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
+
+
+def _matches(path: str, selectors: list[str] | None) -> bool:
+    if not selectors:
+        return True
+    return any(path == s or path.startswith(s.rstrip("/") + "/") for s in selectors)
+
+
+def _ops(changes: Mapping[str, Change]) -> Iterator[PutOp | DeleteOp]:
+    for path in sorted(changes):
+        c = changes[path]
+        if c is None:
+            yield DeleteOp(path=path)
+        else:
+            yield PutOp(path=path, digest=c.digest, size=c.size)
+
+
+# --- the project --------------------------------------------------------------
+
+
+class Project:
+    """A project folder bound to its server project."""
+
+    def __init__(self, root: Path, config: ProjectConfig, api: Api) -> None:
+        self.root = root
+        self.config = config
+        self.api = api
+        self.index = Index(root)
+
+    # --- opening ----------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        token: str | None = None,
+        settings: ClientSettings | None = None,
+    ) -> Project:
+        """Open the project folder containing ``path``."""
+        settings = settings or ClientSettings.from_env()
+        root = find_root(path)
+        config = ProjectConfig.load(root)
+        server = settings.server or config.server
+        return cls(root, config, Api(server, settings.token_for(server, token)))
+
+    @classmethod
+    def init(
+        cls,
+        name: str,
+        path: str | os.PathLike[str] = ".",
+        *,
+        server: str | None = None,
+        token: str | None = None,
+        robot: str | None = None,
+        settings: ClientSettings | None = None,
+    ) -> Project:
+        """Create project ``name`` on the server; ``path`` (existing files adopted) becomes it."""
+        settings = settings or ClientSettings.from_env()
+        root = Path(path).resolve()
+        if (root / DIRNAME / "config.json").exists():
+            raise AlreadyExists(f"{root} is already a robosync project")
+        url = settings.server_url(server)
+        api = Api(url, settings.token_for(url, token))
+        try:
+            info = api.create_project(name)
+        except AlreadyExists as e:
+            api.close()
+            raise AlreadyExists(
+                f"project {name!r} already exists on {url}; use `robosync clone {name} DIR`"
+            ) from e
+        return cls._create_folder(root, url, info, settings.robot_name(robot), api)
+
+    @classmethod
+    def _create_folder(
+        cls, root: Path, server: str, info: ProjectInfo, robot: str, api: Api
+    ) -> Project:
+        (root / DIRNAME).mkdir(parents=True, exist_ok=True)
+        config = ProjectConfig(server, info.id, info.name, robot)
+        config.save(root)
+        return cls(root, config, api)
+
+    def close(self) -> None:
+        """Release the index and the connections."""
+        self.index.close()
+        self.api.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with folder_lock(self.root / DIRNAME):
+            yield
+
+    # --- capture ----------------------------------------------------------
+
+    def save_image(
+        self,
+        relpath: str,
+        data_or_file: bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes],
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write an image into the project atomically (temp file, fsync, rename).
+
+        ``data_or_file`` is the bytes, a path of a file to copy, or a binary
+        file object. ``meta`` is saved next to the image as
+        ``<relpath>.meta.json`` (also atomically), so it is versioned and
+        synced with the image.
+        """
+        rel = validate_path(normalize_path(relpath))
+        dest = self.root / rel
+        if isinstance(data_or_file, str | os.PathLike):
+            with open(data_or_file, "rb") as f:
+                write_atomically(dest, f)
+        else:
+            write_atomically(dest, data_or_file)
+        if meta is not None:
+            body = json.dumps(dict(meta), indent=2, sort_keys=True, default=str).encode()
+            write_atomically(self.root / (rel + META_SUFFIX), body + b"\n")
+        return dest
+
+    # --- scan & status ----------------------------------------------------
+
+    def _scan(self, progress: Progress) -> ScanReport:
+        progress.start("scan", 0, 0)
+        try:
+            return scan(self.index, on_hashed=lambda n: progress.advance(files=1, nbytes=n))
+        finally:
+            progress.finish()
+
+    def status(self, *, remote: bool = True, progress: Progress | None = None) -> Status:
+        """Added/modified/deleted/evicted files and whether the server moved on."""
+        with self._locked():
+            report = self._scan(progress or NoProgress())
+        delta = self.index.local_delta()
+        head = self.api.project(self.config.project_id).head_version if remote else None
+        return Status(
+            base_version=self.index.base_version,
+            head_version=head,
+            added=sorted(delta.added),
+            modified=sorted(delta.modified),
+            deleted=delta.deleted,
+            evicted=[r.path for r in self.index.paths_in_state(EVICTED)],
+            remote_only=[r.path for r in self.index.paths_in_state(REMOTE)],
+            invalid=report.invalid,
+        )
+
+    def log(self) -> list[VersionInfo]:
+        """The project's history, newest first."""
+        return self.api.versions(self.config.project_id).versions
+
+    def info(self) -> ProjectInfo:
+        """The server's view of the project."""
+        return self.api.project(self.config.project_id)
+
+    # --- push -------------------------------------------------------------
+
+    def push(
+        self,
+        jobs: int = DEFAULT_JOBS,
+        policy: Policy = "keep-both",
+        message: str = "",
+        *,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Upload what the server lacks and commit the local changes (merging on conflict)."""
+        progress = progress or NoProgress()
+        with self._locked():
+            report = self._scan(progress)
+            delta = self.index.local_delta()
+            result = PushResult(
+                version=self.index.base_version,
+                committed=False,
+                added=len(delta.added),
+                modified=len(delta.modified),
+                deleted=len(delta.deleted),
+                hashed=report.hashed,
+                invalid=report.invalid,
+            )
+            if not delta:
+                return result
+            changes = delta.changes()
+            transfer = Transfer(self.api, jobs=jobs, progress=progress)
+            try:
+                uploaded: set[str] = set()
+                self._upload(transfer, changes, uploaded)
+                self._commit_with_merges(transfer, changes, uploaded, policy, message, result)
+            finally:
+                transfer.close()
+                self._copy_stats(transfer.stats, result)
+            return result
+
+    def _upload(
+        self, transfer: Transfer, changes: Mapping[str, Change], uploaded: set[str]
+    ) -> None:
+        sources: list[UploadSource] = []
+        for path, change in changes.items():
+            if change is None or change.digest in uploaded:
+                continue
+            row = self.index.file(path)
+            if row is None or row.state != LOCAL:
+                raise RobosyncError(f"{path} is not on disk any more; run push again")
+            sources.append(
+                UploadSource(row.digest, row.size, row.block_hashes(), self.root / row.path)
+            )
+        transfer.upload(sources)
+        uploaded.update(s.digest for s in sources)
+
+    def _commit_with_merges(
+        self,
+        transfer: Transfer,
+        changes: dict[str, Change],
+        uploaded: set[str],
+        policy: Policy,
+        message: str,
+        result: PushResult,
+    ) -> None:
+        rng = random.Random()
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            result.commit_attempts = attempt
+            # One key per attempt-set: the retry wrapper resends this same commit
+            # with this key, a commit after a merge is a new commit with a new key.
+            key = uuid.uuid4().hex
+            base = self.index.base_version
+            try:
+                snapshot = dict(changes)
+                committed = self.api.commit(
+                    self.config.project_id,
+                    base,
+                    lambda snapshot=snapshot: _ops(snapshot),  # type: ignore[misc]
+                    message=message,
+                    idempotency_key=key,
+                )
+            except ConflictError:
+                notes = self._merge_remote(policy)
+                result.merged.extend(notes)
+                changes = self.index.local_delta().changes()
+                if not changes:
+                    result.version = self.index.base_version
+                    return
+                self._upload(transfer, changes, uploaded)
+                time.sleep(rng.uniform(0, min(2.0, 0.05 * 2**attempt)))
+                continue
+            with self.index.transaction():
+                self.index.apply_to_base(changes.items())
+                self.index.base_version = committed.version
+            result.version = committed.version
+            result.committed = True
+            return
+        raise ConflictError(
+            f"the project kept moving: gave up after {COMMIT_ATTEMPTS} commit attempts; "
+            "run push again",
+            {"head_version": self.index.base_version},
+        )
+
+    @staticmethod
+    def _copy_stats(stats: TransferStats, result: PushResult) -> None:
+        result.blobs = stats.blobs
+        result.already_present = stats.already_present
+        result.uploaded_blobs = stats.uploaded_blobs
+        result.parts_sent = stats.parts_sent
+        result.parts_skipped = stats.parts_skipped
+        result.bytes_sent = stats.bytes_sent
+
+    # --- merge ------------------------------------------------------------
+
+    def _remote_changes(self) -> tuple[int, dict[str, Change]]:
+        changes: dict[str, Change] = {}
+        with self.api.changes(self.config.project_id, self.index.base_version) as (head, ops):
+            for op in ops:
+                changes[op.path] = Entry(op.digest, op.size) if isinstance(op, PutOp) else None
+        return head, changes
+
+    def _merge_remote(self, policy: Policy) -> list[MergeNote]:
+        """Merge the server's changes since the base into the folder; base becomes the head.
+
+        Files changed remotely become ``remote`` rows (fetched by pull/fetch);
+        the local file they replace is removed (its bytes are in the base
+        version on the server). Local changes stay local changes.
+        """
+        head, remote = self._remote_changes()
+        if head <= self.index.base_version and not remote:
+            return []
+        local = self.index.local_delta().changes()
+        paths = set(local) | set(remote)
+        base = self.index.base_entries(paths)
+        mtimes: dict[str, float] = {}
+        remote_time: float | None = None
+        if policy == "newest":
+            for p in set(local) & set(remote):
+                row = self.index.file(p)
+                if row is not None and row.mtime_ns > 0:
+                    mtimes[p] = row.mtime_ns / 1e9
+            remote_time = self.info().updated_at.timestamp()
+        decided = merge(
+            base,
+            local,
+            remote,
+            policy=policy,
+            robot=self.config.robot,
+            local_mtimes=mtimes,
+            remote_time=remote_time,
+            taken=lambda p: self.index.file(p) is not None or self.index.base_entry(p) is not None,
+        )
+        moves: list[tuple[FileRow, str]] = []
+        for path, copy in decided.conflict_copies.items():
+            row = self.index.file(path)
+            if row is None:
+                continue
+            if row.state == LOCAL:
+                (self.root / copy).parent.mkdir(parents=True, exist_ok=True)
+                os.rename(self.root / path, self.root / copy)
+            moves.append((row, copy))
+        for path in decided.take_remote:
+            if path in decided.conflict_copies:
+                continue
+            row = self.index.file(path)
+            if row is not None and row.state == LOCAL:
+                # Only reached when the local file is the base version or deleted
+                # remotely-vs-unchanged, or the user chose `theirs`.
+                with _missing_ok():
+                    os.unlink(self.root / path)
+        with self.index.transaction():
+            for row, copy in moves:
+                self.index.remove_files([row.path])
+                self.index.put_files([replace(row, path=copy)])
+            for path, change in decided.take_remote.items():
+                if change is None:
+                    self.index.remove_files([path])
+                    continue
+                current = self.index.file(path)
+                # An evicted file stays evicted when it changes remotely: the
+                # user chose not to keep it on this disk.
+                evicted = current is not None and current.state == EVICTED
+                self.index.set_remote_only(path, change, EVICTED if evicted else REMOTE)
+            self.index.apply_to_base(remote.items())
+            self.index.base_version = head
+        return decided.notes
+
+    # --- pull, fetch, restore, clone -----------------------------------------
+
+    def pull(
+        self,
+        jobs: int = DEFAULT_JOBS,
+        policy: Policy = "keep-both",
+        *,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Bring the folder to the head, keeping every local change; download what is missing."""
+        progress = progress or NoProgress()
+        with self._locked():
+            report = self._scan(progress)
+            notes = self._merge_remote(policy)
+            result = PullResult(self.index.base_version, merged=notes, invalid=report.invalid)
+            self._download_rows(self.index.paths_in_state(REMOTE), jobs, progress, result)
+            return result
+
+    def fetch(
+        self,
+        paths: list[str] | None = None,
+        jobs: int = DEFAULT_JOBS,
+        *,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Download evicted (and not yet downloaded) files, all or those under ``paths``."""
+        progress = progress or NoProgress()
+        selectors = [normalize_path(p) for p in paths] if paths else None
+        with self._locked():
+            rows = [
+                r
+                for r in self.index.paths_in_state(EVICTED) + self.index.paths_in_state(REMOTE)
+                if _matches(r.path, selectors)
+            ]
+            if selectors and not rows:
+                raise NotFound(f"nothing to fetch under {', '.join(selectors)}")
+            result = PullResult(self.index.base_version)
+            self._download_rows(rows, jobs, progress, result)
+            return result
+
+    def restore(
+        self,
+        path: str,
+        version: int,
+        *,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Put ``path`` as it was in ``version`` into the folder (push to commit it)."""
+        rel = validate_path(normalize_path(path))
+        with self._locked():
+            found: Entry | None = None
+            with self.api.manifest(self.config.project_id, version) as (_, entries):
+                for e in entries:
+                    if e.path == rel:
+                        found = Entry(e.digest, e.size)
+            if found is None:
+                raise NotFound(f"{rel} is not in version {version}; see `robosync log`")
+            result = PullResult(self.index.base_version)
+            target = DownloadTarget(rel, found.digest, found.size)
+            self._download([target], DEFAULT_JOBS, progress or NoProgress(), result)
+            return result
+
+    def _download_rows(
+        self, rows: list[FileRow], jobs: int, progress: Progress, result: PullResult
+    ) -> None:
+        targets = [DownloadTarget(r.path, r.digest, r.size) for r in rows]
+        self._download(targets, jobs, progress, result)
+
+    def _local_source(self, digest: str) -> Path | None:
+        for row in self.index.files_with_digest(digest):
+            p = self.root / row.path
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            if (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode):
+                return p
+        return None
+
+    def _download(
+        self, targets: list[DownloadTarget], jobs: int, progress: Progress, result: PullResult
+    ) -> None:
+        if not targets:
+            return
+        transfer = Transfer(self.api, jobs=jobs, progress=progress)
+        try:
+            written, errors = transfer.download(
+                self.config.project_id, self.root, targets, self._local_source
+            )
+        finally:
+            transfer.close()
+        self._record(written)
+        result.downloaded += transfer.stats.downloaded
+        result.copied += transfer.stats.copied
+        result.bytes_received += transfer.stats.bytes_received
+        if errors:
+            raise errors[0]
+
+    def _record(self, written: Iterable[Written]) -> None:
+        rows = [
+            FileRow(w.path, w.size, w.stat.st_mtime_ns, w.stat.st_ino, w.digest, w.blocks, LOCAL)
+            for w in written
+        ]
+        with self.index.transaction():
+            self.index.put_files(rows)
+
+    def populate(
+        self, version: int | None, *, jobs: int = DEFAULT_JOBS, progress: Progress | None = None
+    ) -> PullResult:
+        """Record the manifest of ``version`` as the base and download every file."""
+        with self._locked():
+            with self.api.manifest(self.config.project_id, version) as (v, entries):
+                for batch in _manifest_batches(entries):
+                    with self.index.transaction():
+                        self.index.apply_to_base((e.path, Entry(e.digest, e.size)) for e in batch)
+                        for e in batch:
+                            self.index.set_remote_only(e.path, Entry(e.digest, e.size), REMOTE)
+            with self.index.transaction():
+                self.index.base_version = v
+            result = PullResult(v)
+            self._download_rows(
+                self.index.paths_in_state(REMOTE), jobs, progress or NoProgress(), result
+            )
+            return result
+
+    # --- rm, evict ------------------------------------------------------------
+
+    def rm(self, paths: list[str]) -> list[str]:
+        """Delete files (or folders) from the project; the next push commits the deletions."""
+        selectors = [validate_path(normalize_path(p.rstrip("/"))) for p in paths]
+        with self._locked():
+            self._scan(NoProgress())
+            rows = [r for r in self.index.file_rows() if _matches(r.path, selectors)]
+            missing = [s for s in selectors if not any(_matches(r.path, [s]) for r in rows)]
+            if missing:
+                raise NotFound(f"not in the project: {', '.join(missing)}")
+            for r in rows:
+                if r.state == LOCAL:
+                    with _missing_ok():
+                        os.unlink(self.root / r.path)
+            with self.index.transaction():
+                self.index.remove_files(r.path for r in rows)
+            return sorted(r.path for r in rows)
+
+    def evict(self, paths: list[str] | None = None) -> EvictResult:
+        """Free the disk of files the server holds; never of a file not uploaded yet."""
+        selectors = [normalize_path(p.rstrip("/")) for p in paths] if paths else None
+        result = EvictResult()
+        with self._locked():
+            self._scan(NoProgress())
+            rows = [
+                r
+                for r in self.index.file_rows()
+                if r.state == LOCAL and _matches(r.path, selectors)
+            ]
+            if selectors and not rows:
+                raise NotFound(f"no local file under {', '.join(selectors)}")
+            freed: list[FileRow] = []
+            for r in sorted(rows, key=lambda r: r.path):
+                if not self.index.has_base_digest(r.digest):
+                    result.kept.append((r.path, "not on the server yet; push first"))
+                    continue
+                with _missing_ok():
+                    os.unlink(self.root / r.path)
+                freed.append(r)
+            with self.index.transaction():
+                for r in freed:
+                    self.index.set_remote_only(r.path, r.entry, EVICTED)
+            result.evicted = [r.path for r in freed]
+            result.bytes_freed = sum(r.size for r in freed)
+        return result
+
+
+def _manifest_batches(entries: Iterable[Any], size: int = 1000) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for e in entries:
+        batch.append(e)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _missing_ok() -> contextlib.suppress:
+    return contextlib.suppress(FileNotFoundError)
+
+
+def clone(
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    version: int | None = None,
+    server: str | None = None,
+    token: str | None = None,
+    robot: str | None = None,
+    jobs: int = DEFAULT_JOBS,
+    settings: ClientSettings | None = None,
+    progress: Progress | None = None,
+) -> Project:
+    """Download project ``name`` (at ``version``, default head) into the new folder ``path``."""
+    settings = settings or ClientSettings.from_env()
+    root = Path(path).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise InvalidInput(
+            f"{root} is not empty; clone into a new folder (or `robosync init` to adopt files)"
+        )
+    url = settings.server_url(server)
+    api = Api(url, settings.token_for(url, token))
+    found = api.list_projects(name)
+    if not found:
+        api.close()
+        raise NotFound(f"no project {name!r} on {url}; see `robosync projects`")
+    project = Project._create_folder(root, url, found[0], settings.robot_name(robot), api)
+    project.populate(version, jobs=jobs, progress=progress)
+    return project

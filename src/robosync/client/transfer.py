@@ -1,0 +1,375 @@
+"""Concurrent uploads and downloads of blobs, straight between disk and the store.
+
+Uploads: one ``POST /v1/uploads`` per 1000 blobs says which are missing and
+gives presigned part URLs; each part is PUT streamed from disk with the
+headers the server presigned (its ``x-amz-checksum-sha256``, so the store
+checks every byte); parts the store already holds (``done``, after an
+interrupted push) are skipped; finished blobs are completed in batches.
+
+Downloads: every byte is verified block by block while it streams into a
+temporary file next to its target, which is fsync'ed and renamed only if
+size and digest match. A digest already on disk is copied, not downloaded.
+
+Every HTTP exchange goes through the same :class:`Retrying` wrapper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from robosync.client.api import Api, error_of
+from robosync.client.progress import NoProgress, Progress
+from robosync.client.retry import Retrying
+from robosync.client.scan import TEMP_PREFIX
+from robosync.digest import BlockVerifier
+from robosync.errors import Forbidden, IntegrityError, RobosyncError
+from robosync.protocol import CompletedPart, CompleteItem, PresignedPart, UploadItem
+
+DEFAULT_JOBS = 16
+BATCH = 1000
+_CHUNK = 1024 * 1024
+_COMPLETE_EVERY = 100
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UploadSource:
+    """A blob to make present in the store, and a local file that holds it."""
+
+    digest: str
+    size: int
+    blocks: list[str]
+    file: Path
+
+
+@dataclass(frozen=True)
+class DownloadTarget:
+    """A file to write: project path, its digest and size."""
+
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file a download or copy wrote, with what the index needs of it."""
+
+    path: str
+    digest: str
+    size: int
+    blocks: bytes
+    stat: os.stat_result
+
+
+@dataclass
+class TransferStats:
+    """Counts of one transfer run."""
+
+    blobs: int = 0
+    already_present: int = 0
+    uploaded_blobs: int = 0
+    parts_sent: int = 0
+    parts_skipped: int = 0
+    bytes_sent: int = 0
+    downloaded: int = 0
+    copied: int = 0
+    bytes_received: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        """Add to counters (thread-safe)."""
+        with self.lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+
+_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
+
+
+def store_error(resp: httpx.Response, what: str) -> RobosyncError:
+    """Turn a store's refusal (S3 XML or the embedded store's JSON) into an error."""
+    code_match = _S3_CODE.search(resp.text) if resp.content else None
+    if code_match is None:
+        plain = error_of(resp)
+        plain.message = f"{what}: {plain.message}"
+        return plain
+    code = code_match.group(1)
+    err: RobosyncError
+    if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "IncompleteBody"):
+        err = IntegrityError(f"{what}: the store refused the bytes ({code}); the file changed?")
+    elif resp.status_code == 403:
+        err = Forbidden(f"{what}: the store refused the presigned URL ({code}); run again")
+    else:
+        err = RobosyncError(f"{what}: the store answered HTTP {resp.status_code} {code}")
+    err.details["http_status"] = resp.status_code
+    return err
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of at most ``size`` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Transfer:
+    """Moves blobs between a folder and the store, ``jobs`` at a time."""
+
+    def __init__(
+        self,
+        api: Api,
+        *,
+        jobs: int = DEFAULT_JOBS,
+        progress: Progress | None = None,
+        retrying: Retrying | None = None,
+    ) -> None:
+        self.api = api
+        self.jobs = max(1, jobs)
+        self.progress = progress or NoProgress()
+        self.retrying = retrying or api.retrying
+        self.stats = TransferStats()
+        self.store = httpx.Client(
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=self.jobs * 2, max_keepalive_connections=self.jobs * 2
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the store connection pool."""
+        self.store.close()
+
+    # --- uploads ----------------------------------------------------------
+
+    def upload(self, sources: list[UploadSource]) -> TransferStats:
+        """Make every blob of ``sources`` present in the store (uploading only what is missing)."""
+        unique = list({s.digest: s for s in sources}.values())
+        self.stats.add(blobs=len(unique))
+        self.progress.start("upload", len(unique), sum(s.size for s in unique))
+        try:
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-up") as pool:
+                for batch in batched(unique, BATCH):
+                    self._upload_batch(pool, batch)
+        finally:
+            self.progress.finish()
+        return self.stats
+
+    def _upload_batch(self, pool: ThreadPoolExecutor, batch: list[UploadSource]) -> None:
+        by_digest = {s.digest: s for s in batch}
+        plans = self.api.plan_uploads(
+            [UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
+        )
+        etags: dict[str, dict[int, str]] = defaultdict(dict)
+        remaining: dict[str, int] = {}
+        upload_ids: dict[str, str | None] = {}
+        futures: dict[Future[str], tuple[str, int, int]] = {}
+        ready: list[CompleteItem] = []
+        for plan in plans.items:
+            src = by_digest[plan.digest]
+            if plan.status == "present":
+                self.stats.add(already_present=1)
+                self.progress.advance(files=1, nbytes=src.size)
+                continue
+            upload_ids[plan.digest] = plan.upload_id
+            todo = [p for p in plan.parts if not p.done]
+            for p in plan.parts:
+                if p.done:
+                    etags[plan.digest][p.number] = p.etag or ""
+                    self.stats.add(parts_skipped=1)
+                    self.progress.advance(nbytes=p.size)
+            remaining[plan.digest] = len(todo)
+            if not todo:
+                ready.append(self._complete_item(plan.digest, plan.upload_id, etags))
+                self.progress.advance(files=1)
+            for part in todo:
+                fut = pool.submit(self._put_part, src, part)
+                futures[fut] = (plan.digest, part.number, part.size)
+        pending = set(futures)
+        last_complete = time.monotonic()
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    digest, number, size = futures[fut]
+                    etags[digest][number] = fut.result()
+                    self.stats.add(parts_sent=1, bytes_sent=size)
+                    self.progress.advance(nbytes=size)
+                    remaining[digest] -= 1
+                    if remaining[digest] == 0:
+                        ready.append(self._complete_item(digest, upload_ids[digest], etags))
+                        self.stats.add(uploaded_blobs=1)
+                        self.progress.advance(files=1)
+                # Completing in batches as blobs finish: an interrupted push
+                # keeps most of its finished blobs.
+                if len(ready) >= _COMPLETE_EVERY or (
+                    ready and time.monotonic() - last_complete > 2
+                ):
+                    self._complete(ready, by_digest)
+                    ready, last_complete = [], time.monotonic()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+        if ready:
+            self._complete(ready, by_digest)
+
+    @staticmethod
+    def _complete_item(
+        digest: str, upload_id: str | None, etags: dict[str, dict[int, str]]
+    ) -> CompleteItem:
+        parts = [CompletedPart(number=n, etag=e) for n, e in sorted(etags[digest].items())]
+        return CompleteItem(digest=digest, upload_id=upload_id, parts=parts if upload_id else [])
+
+    def _complete(self, items: list[CompleteItem], sources: dict[str, UploadSource]) -> None:
+        answer = self.api.complete_uploads(items)
+        failed = [r for r in answer.items if r.status != "present"]
+        if failed:
+            first = failed[0]
+            raise IntegrityError(
+                f"the store did not accept {sources[first.digest].file}: {first.error}; "
+                "run push again",
+                {"failed": [r.digest for r in failed]},
+            )
+
+    def _put_part(self, src: UploadSource, part: PresignedPart) -> str:
+        what = f"upload of {src.file} part {part.number}"
+
+        def body() -> Iterator[bytes]:
+            with open(src.file, "rb") as f:
+                f.seek(part.offset)
+                left = part.size
+                while left:
+                    chunk = f.read(min(_CHUNK, left))
+                    if not chunk:
+                        raise IntegrityError(f"{src.file} shrank while it was uploaded; run again")
+                    left -= len(chunk)
+                    yield chunk
+
+        def once() -> str:
+            headers = {**part.headers, "Content-Length": str(part.size)}
+            resp = self.store.put(part.url, content=body(), headers=headers)
+            if resp.status_code >= 400:
+                raise store_error(resp, what)
+            return resp.headers.get("ETag", "")
+
+        return self.retrying.call(once, what)
+
+    # --- downloads --------------------------------------------------------
+
+    def download(
+        self,
+        project_id: int,
+        root: Path,
+        targets: list[DownloadTarget],
+        local_source: Callable[[str], Path | None],
+    ) -> tuple[list[Written], list[BaseException]]:
+        """Write every target under ``root``, verified; copy digests ``local_source`` has.
+
+        Returns what was written and the errors of what could not be (every
+        file that can be written is, so a re-run has less to do).
+        """
+        groups: dict[str, list[DownloadTarget]] = defaultdict(list)
+        for t in targets:
+            groups[t.digest].append(t)
+        self.progress.start("download", len(targets), sum(t.size for t in targets))
+        written: list[Written] = []
+        errors: list[BaseException] = []
+        try:
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-down") as pool:
+                futures: list[Future[list[Written]]] = []
+                to_fetch: list[str] = []
+                for digest, group in groups.items():
+                    source = local_source(digest)
+                    if source is not None:
+                        futures.append(pool.submit(self._copy_group, root, source, group))
+                    else:
+                        to_fetch.append(digest)
+                for batch in batched(to_fetch, BATCH):
+                    links = self.api.download_links(project_id, batch)
+                    for link in links.items:
+                        group = groups[link.digest]
+                        futures.append(pool.submit(self._fetch_group, root, link.url, group))
+                for fut in futures:
+                    try:
+                        written.extend(fut.result())
+                    except BaseException as e:  # keep going: report every file we could write
+                        errors.append(e)
+        finally:
+            self.progress.finish()
+        return written, errors
+
+    def _fetch_group(self, root: Path, url: str, group: list[DownloadTarget]) -> list[Written]:
+        first = group[0]
+        what = f"download of {first.path}"
+
+        def once() -> Written:
+            with self.store.stream("GET", url) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise store_error(resp, what)
+                return self._write_verified(root, first, resp.iter_bytes(_CHUNK))
+
+        w = self.retrying.call(once, what)
+        self.stats.add(downloaded=1, bytes_received=w.size)
+        self.progress.advance(files=1)
+        return [w, *self._copy_rest(root, root / w.path, group[1:])]
+
+    def _copy_group(self, root: Path, source: Path, group: list[DownloadTarget]) -> list[Written]:
+        return self._copy_rest(root, source, group)
+
+    def _copy_rest(self, root: Path, source: Path, group: list[DownloadTarget]) -> list[Written]:
+        out = []
+        for t in group:
+            with open(source, "rb") as f:
+                out.append(self._write_verified(root, t, iter(lambda: f.read(_CHUNK), b"")))
+            self.stats.add(copied=1)
+            self.progress.advance(files=1)
+        return out
+
+    def _write_verified(self, root: Path, t: DownloadTarget, chunks: Iterable[bytes]) -> Written:
+        dest = root / t.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
+        try:
+            verifier = BlockVerifier(t.digest, t.size)
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    verifier.update(chunk)
+                    if verifier.received > t.size:
+                        break
+                    f.write(chunk)
+                    self.progress.advance(nbytes=len(chunk))
+                problem = verifier.problem()
+                if problem is not None:
+                    raise IntegrityError(
+                        f"{t.path}: the bytes received do not match the project ({problem}); "
+                        "nothing was written; report the corrupted blob to the server operator",
+                        {"path": t.path, "digest": t.digest},
+                    )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return Written(t.path, t.digest, t.size, b"".join(verifier.block_hashes()), os.stat(dest))

@@ -1,0 +1,230 @@
+"""SQLAlchemy models of the metadata database (the same on SQLite and PostgreSQL).
+
+Schema changes go through Alembic (``migrations/versions``), never ``create_all``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names so migrations can refer to them on both databases.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BLOB_PENDING = "pending"
+BLOB_PRESENT = "present"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp, also on SQLite (which stores it naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store as UTC."""
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read back as aware UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PKs only
+# Paths compare by code point (UTF-8 byte order) on both databases: SQLite's
+# BINARY does, PostgreSQL needs the "C" collation (also faster than a locale).
+PathText = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+class User(Base):
+    """A person or team; owns projects and has one token per robot."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Token(Base):
+    """A robot's bearer token; only its SHA-256 is kept."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    robot: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (
+        # One live token per robot of a user.
+        Index(
+            "uq_tokens_live_robot",
+            "user_id",
+            "robot",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+
+class Project(Base):
+    """A versioned folder of images owned by one user."""
+
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    head_version: Mapped[int] = mapped_column(Integer, default=0)
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    __table_args__ = (Index("uq_projects_owner_name", "owner_id", "name", unique=True),)
+
+
+class Blob(Base):
+    """One stored object per digest for the whole deployment (global dedup)."""
+
+    __tablename__ = "blobs"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default=BLOB_PENDING)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class File(Base):
+    """A path of a project holding a blob in versions ``added_in <= v < removed_in``."""
+
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(PathText)
+    # paths.case_key(path): two live paths may not share it (case-insensitive checkouts).
+    path_key: Mapped[str] = mapped_column(PathText)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    added_in: Mapped[int] = mapped_column(Integer)
+    removed_in: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (
+        # Manifest of any version: keyset scan by path.
+        Index("ix_files_project_path", "project_id", "path"),
+        # Changes since M: rows added / removed after M, keyset by id.
+        Index("ix_files_project_added", "project_id", "added_in", "id"),
+        # Only closed rows: a lookup of live rows must use the live indexes below.
+        Index(
+            "ix_files_project_removed",
+            "project_id",
+            "removed_in",
+            "id",
+            sqlite_where=text("removed_in IS NOT NULL"),
+            postgresql_where=text("removed_in IS NOT NULL"),
+        ),
+        # Live rows: one per path and one per case key.
+        Index(
+            "uq_files_live_path",
+            "project_id",
+            "path",
+            unique=True,
+            sqlite_where=text("removed_in IS NULL"),
+            postgresql_where=text("removed_in IS NULL"),
+        ),
+        Index(
+            "uq_files_live_key",
+            "project_id",
+            "path_key",
+            unique=True,
+            sqlite_where=text("removed_in IS NULL"),
+            postgresql_where=text("removed_in IS NULL"),
+        ),
+        # Downloads: is this digest in this project (any version)?
+        Index("ix_files_project_digest", "project_id", "digest"),
+    )
+
+
+class Version(Base):
+    """One commit of a project; version 0 is the empty project."""
+
+    __tablename__ = "versions"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    robot: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    files_added: Mapped[int] = mapped_column(Integer, default=0)
+    files_removed: Mapped[int] = mapped_column(Integer, default=0)
+    file_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Upload(Base):
+    """An in-flight upload session of one blob by one user."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    upload_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # None: single PUT
+    size: Mapped[int] = mapped_column(BigInteger)
+    parts: Mapped[int] = mapped_column(Integer)
+    # Block SHA-256s, hex, concatenated: needed to complete the multipart upload.
+    blocks: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class IdempotencyKey(Base):
+    """The stored answer of a commit sent with an ``Idempotency-Key``."""
+
+    __tablename__ = "idempotency_keys"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

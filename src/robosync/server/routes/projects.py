@@ -1,0 +1,106 @@
+"""Projects: create, list, info, history, manifest and changes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from robosync.errors import InvalidInput
+from robosync.protocol import (
+    NDJSON,
+    VERSION_HEADER,
+    ErrorBody,
+    ProjectCreate,
+    ProjectInfo,
+    ProjectList,
+    VersionList,
+)
+from robosync.server.routes.deps import Caller, DbDep
+from robosync.server.services import projects
+from robosync.server.services.manifests import iter_changes, iter_manifest
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"])
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+}
+
+
+@router.post("", status_code=201, response_model=ProjectInfo, responses={409: {"model": ErrorBody}})
+def create_project(body: ProjectCreate, who: Caller, db: DbDep) -> ProjectInfo:
+    """Create an empty project (version 0)."""
+    with db.writing() as session:
+        return projects.project_info(projects.create_project(session, who, body.name))
+
+
+@router.get("", response_model=ProjectList)
+def list_projects(
+    who: Caller, db: DbDep, name: Annotated[str | None, Query()] = None
+) -> ProjectList:
+    """The caller's projects, optionally only the one named ``name``."""
+    with db.reading() as session:
+        rows = projects.list_projects(session, who, name)
+        return ProjectList(projects=[projects.project_info(p) for p in rows])
+
+
+@router.get("/{project_id}", response_model=ProjectInfo, responses=_ERRORS)
+def project_info(project_id: int, who: Caller, db: DbDep) -> ProjectInfo:
+    """Head version, file count and bytes of one project."""
+    with db.reading() as session:
+        return projects.project_info(projects.get_project(session, who, project_id))
+
+
+@router.get("/{project_id}/versions", response_model=VersionList, responses=_ERRORS)
+def list_versions(project_id: int, who: Caller, db: DbDep) -> VersionList:
+    """The project's history, newest first."""
+    with db.reading() as session:
+        project = projects.get_project(session, who, project_id)
+        return VersionList(versions=projects.list_versions(session, project))
+
+
+@router.get(
+    "/{project_id}/manifest",
+    responses={**_ERRORS, 200: {"content": {NDJSON: {}}, "description": "ManifestEntry lines"}},
+)
+def manifest(
+    project_id: int,
+    who: Caller,
+    db: DbDep,
+    version: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    """NDJSON stream of ``{path, digest, size}`` at ``version`` (default head), by path."""
+    with db.reading() as session:
+        head = projects.get_project(session, who, project_id).head_version
+    served = head if version is None else version
+    if served > head:
+        raise InvalidInput(
+            f"version {served} does not exist (head is {head})", {"head_version": head}
+        )
+    return StreamingResponse(
+        iter_manifest(db, project_id, served),
+        media_type=NDJSON,
+        headers={VERSION_HEADER: str(served)},
+    )
+
+
+@router.get(
+    "/{project_id}/changes",
+    responses={**_ERRORS, 200: {"content": {NDJSON: {}}, "description": "put/delete lines"}},
+)
+def changes(
+    project_id: int, who: Caller, db: DbDep, since: Annotated[int, Query(ge=0)]
+) -> StreamingResponse:
+    """NDJSON put/delete lines that take version ``since`` to the head."""
+    with db.reading() as session:
+        head = projects.get_project(session, who, project_id).head_version
+    if since > head:
+        raise InvalidInput(
+            f"version {since} does not exist (head is {head})", {"head_version": head}
+        )
+    return StreamingResponse(
+        iter_changes(db, project_id, since, head),
+        media_type=NDJSON,
+        headers={VERSION_HEADER: str(head)},
+    )

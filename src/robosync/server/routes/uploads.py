@@ -1,0 +1,32 @@
+"""Uploads: dedup check + presigned parts, and verified completion."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from robosync.protocol import (
+    CompleteRequest,
+    CompleteResponse,
+    ErrorBody,
+    UploadRequest,
+    UploadResponse,
+)
+from robosync.server.routes.deps import Caller, DbDep, SettingsDep, StoreDep
+from robosync.server.services.uploads import UploadPolicy, complete_uploads, plan_uploads
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+
+@router.post("", response_model=UploadResponse, responses={400: {"model": ErrorBody}})
+def request_uploads(
+    body: UploadRequest, who: Caller, db: DbDep, store: StoreDep, settings: SettingsDep
+) -> UploadResponse:
+    """For each blob: ``present`` (already stored), or presigned URLs, one per 8 MiB block."""
+    policy = UploadPolicy(expiry_seconds=settings.upload_expiry_seconds)
+    return UploadResponse(items=plan_uploads(db, store, who, body.items, policy))
+
+
+@router.post("/complete", response_model=CompleteResponse)
+def complete(body: CompleteRequest, who: Caller, db: DbDep, store: StoreDep) -> CompleteResponse:
+    """Complete uploads; a blob is present only once the store proved its size and digest."""
+    return CompleteResponse(items=complete_uploads(db, store, who, body.items))

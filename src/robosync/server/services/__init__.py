@@ -1,0 +1,1 @@
+"""The logic routes and the CLI call: accounts, projects, uploads, commits, manifests."""

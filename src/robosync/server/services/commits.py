@@ -1,0 +1,266 @@
+"""The compare-and-swap commit: one transaction, applied only if the base is the head.
+
+``UPDATE projects SET head_version = base + 1 WHERE id = … AND head_version =
+base`` runs first; only when it changed one row is the delta applied (close
+replaced/deleted live rows, insert new ones, update counts, add the version
+row, remember the answer under the Idempotency-Key) — all in that same
+transaction, so a concurrent commit on the same base waits on the row and then
+finds the head moved (409).
+
+Decisions: deleting a path that is not live is a no-op (the commit states the
+end result, and "absent" already holds); a put of the exact content a path
+already has is a no-op too. ``files_added`` counts paths whose content was
+added or changed, ``files_removed`` paths that disappeared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.orm import Session
+
+from robosync.errors import ConflictError, MissingBlobs, Unprocessable
+from robosync.paths import case_key
+from robosync.protocol import CommitResult
+from robosync.server.db.engine import Database
+from robosync.server.db.models import (
+    BLOB_PRESENT,
+    Blob,
+    File,
+    IdempotencyKey,
+    Project,
+    Version,
+    utcnow,
+)
+from robosync.server.db.queries import one_of
+from robosync.server.services.accounts import Principal
+from robosync.server.services.commit_body import CommitDelta
+
+IN_BATCH = 1000
+INSERT_BATCH = 2000
+MAX_LISTED_MISSING = 10_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A commit answer: HTTP status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Live:
+    id: int
+    path: str
+    digest: str
+    size: int
+
+
+def chunked(items: Sequence[T] | Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def commit(
+    db: Database, who: Principal, project_id: int, delta: CommitDelta, key: str | None
+) -> StoredAnswer:
+    """Apply ``delta`` to the project if its base is the head; the answer to send."""
+    if key is not None:
+        stored = _stored_answer(db, who, project_id, key, delta)
+        if stored is not None:
+            return stored
+    _check_blobs_present(db, {digest for digest, _ in delta.puts.values()})
+    try:
+        with db.writing() as session:
+            result = _apply(session, who, project_id, delta)
+            answer = StoredAnswer(201, result.model_dump())
+            if key is not None:
+                session.add(
+                    IdempotencyKey(
+                        user_id=who.user_id,
+                        project_id=project_id,
+                        key=key,
+                        request_hash=delta.body_sha256,
+                        status=answer.status,
+                        body=json.dumps(answer.body),
+                    )
+                )
+        return answer
+    except (ConflictError, DbIntegrityError):
+        # A concurrent attempt with the same key may have won the race.
+        if key is not None:
+            stored = _stored_answer(db, who, project_id, key, delta)
+            if stored is not None:
+                return stored
+        raise
+
+
+def _stored_answer(
+    db: Database, who: Principal, project_id: int, key: str, delta: CommitDelta
+) -> StoredAnswer | None:
+    with db.reading() as session:
+        row = session.get(IdempotencyKey, (who.user_id, project_id, key))
+        if row is None:
+            return None
+        if row.request_hash != delta.body_sha256:
+            raise Unprocessable(
+                "this Idempotency-Key was used for a different commit body; use a new key",
+                {"idempotency_key": key},
+            )
+        return StoredAnswer(row.status, json.loads(row.body))
+
+
+def _check_blobs_present(db: Database, digests: set[str]) -> None:
+    missing: list[str] = []
+    with db.reading() as session:
+        for batch in chunked(sorted(digests), IN_BATCH):
+            found = set(
+                session.scalars(
+                    select(Blob.digest).where(
+                        one_of(session, Blob.digest, batch), Blob.state == BLOB_PRESENT
+                    )
+                )
+            )
+            missing.extend(d for d in batch if d not in found)
+    if missing:
+        raise MissingBlobs(
+            f"{len(missing)} blob(s) are not uploaded yet; upload them and commit again",
+            {"missing": missing[:MAX_LISTED_MISSING], "missing_count": len(missing)},
+        )
+
+
+def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta) -> CommitResult:
+    base = delta.header.base_version
+    new = base + 1
+    now = utcnow()
+    moved = session.execute(
+        update(Project)
+        .where(
+            Project.id == project_id,
+            Project.owner_id == who.user_id,
+            Project.head_version == base,
+        )
+        .values(head_version=new, updated_at=now)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        head = session.scalar(
+            select(Project.head_version).where(
+                Project.id == project_id, Project.owner_id == who.user_id
+            )
+        )
+        raise ConflictError(
+            f"base version {base} is not the head ({head}); fetch changes, merge, commit again",
+            {"head_version": head, "base_version": base},
+        )
+    live = _live_rows(session, project_id, delta.paths())
+    inserts = [
+        (path, digest, size)
+        for path, (digest, size) in delta.puts.items()
+        if path not in live or (live[path].digest, live[path].size) != (digest, size)
+    ]
+    closing = [live[p] for p, *_ in inserts if p in live]
+    closing += [live[p] for p in delta.deletes if p in live]
+    _check_case_twins(session, project_id, [p for p, *_ in inserts if p not in live], delta)
+
+    for batch in chunked([row.id for row in closing], IN_BATCH):
+        session.execute(update(File).where(one_of(session, File.id, batch)).values(removed_in=new))
+    for rows in chunked(inserts, INSERT_BATCH):
+        session.execute(
+            insert(File),
+            [
+                {
+                    "project_id": project_id,
+                    "path": p,
+                    "path_key": case_key(p),
+                    "digest": d,
+                    "size": s,
+                    "added_in": new,
+                    "removed_in": None,
+                }
+                for p, d, s in rows
+            ],
+        )
+    project = session.get_one(Project, project_id)
+    project.file_count += len(inserts) - len(closing)
+    project.total_bytes += sum(s for *_, s in inserts) - sum(r.size for r in closing)
+    result = CommitResult(
+        version=new,
+        files_added=len(inserts),
+        files_removed=sum(1 for p in delta.deletes if p in live),
+        file_count=project.file_count,
+        total_bytes=project.total_bytes,
+    )
+    session.add(
+        Version(
+            project_id=project_id,
+            number=new,
+            robot=who.robot,
+            message=delta.header.message,
+            created_at=now,
+            files_added=result.files_added,
+            files_removed=result.files_removed,
+            file_count=result.file_count,
+            total_bytes=result.total_bytes,
+        )
+    )
+    session.flush()
+    return result
+
+
+def _live_rows(session: Session, project_id: int, paths: list[str]) -> dict[str, _Live]:
+    live: dict[str, _Live] = {}
+    for batch in chunked(paths, IN_BATCH):
+        for row in session.execute(
+            select(File.id, File.path, File.digest, File.size).where(
+                File.project_id == project_id,
+                File.removed_in.is_(None),
+                one_of(session, File.path, batch),
+            )
+        ):
+            live[row.path] = _Live(row.id, row.path, row.digest, row.size)
+    return live
+
+
+def _check_case_twins(
+    session: Session, project_id: int, new_paths: list[str], delta: CommitDelta
+) -> None:
+    """Refuse a new path whose case key another path of the result already has."""
+    by_key: dict[str, str] = {}
+    for path in new_paths:
+        key = case_key(path)
+        if key in by_key:
+            _twins(by_key[key], path)
+        by_key[key] = path
+    for batch in chunked(list(by_key), IN_BATCH):
+        for other, key in session.execute(
+            select(File.path, File.path_key).where(
+                File.project_id == project_id,
+                File.removed_in.is_(None),
+                one_of(session, File.path_key, batch),
+            )
+        ):
+            if other != by_key[key] and other not in delta.deletes:
+                _twins(other, by_key[key])
+
+
+def _twins(a: str, b: str) -> None:
+    raise Unprocessable(
+        f"paths {a!r} and {b!r} differ only in case; a project must stay usable "
+        "on case-insensitive file systems, so rename one",
+        {"paths": [a, b]},
+    )

@@ -1,0 +1,246 @@
+"""The S3 blob store (SeaweedFS, MinIO, Ceph RGW, AWS S3) through boto3.
+
+Every PUT URL is presigned with ``x-amz-checksum-sha256`` and
+``Content-Length`` among its signed headers, so the store itself refuses a
+body of another size (403, signature) or another content (400, BadDigest).
+Multipart uploads use the COMPOSITE SHA-256 checksum, whose value after
+completion is ``base64(digest)-N`` (see ``robosync.digest``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from robosync.errors import IntegrityError, InvalidInput, NotFound, RobosyncError, Unavailable
+from robosync.server.store.base import ObjectInfo, PresignedRequest, StoredPart
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
+
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchBucket"}
+_INTEGRITY_CODES = {"BadDigest", "InvalidDigest", "InvalidPart", "InvalidPartOrder"}
+
+
+def _error_code(e: ClientError) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def store_error(e: Exception, what: str) -> RobosyncError:
+    """Translate a boto3 failure into the robosync error the API should answer."""
+    if isinstance(e, ClientError):
+        code = _error_code(e)
+        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        details = {"s3_code": code}
+        if code in _NOT_FOUND_CODES:
+            return NotFound(f"{what}: not found in the object store ({code})", details)
+        if code in _INTEGRITY_CODES:
+            return IntegrityError(f"{what}: the object store refused the parts ({code})", details)
+        if 400 <= status < 500:
+            return InvalidInput(f"{what}: the object store refused the request ({code})", details)
+    return Unavailable(f"{what}: object store unavailable ({type(e).__name__})")
+
+
+def _client_config(addressing_style: str, attempts: int = 3, read_timeout: int = 30) -> Config:
+    # "when_required": boto3 must not add its own CRC checksum headers, which
+    # would collide with the SHA-256 each presigned part is bound to.
+    return Config(
+        signature_version="s3v4",
+        s3=cast(Any, {"addressing_style": addressing_style}),
+        retries={"max_attempts": attempts, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=64,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+class S3Store:
+    """A :class:`~robosync.server.store.base.BlobStore` on one S3 bucket."""
+
+    def __init__(
+        self,
+        endpoint: str | None,
+        bucket: str,
+        access_key: str | None,
+        secret_key: str | None,
+        region: str,
+        addressing_style: str = "path",
+        expiry_seconds: int = 900,
+        public_endpoint: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.expiry_seconds = expiry_seconds
+        config = _client_config(addressing_style)
+        session = boto3.session.Session(
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=region,
+        )
+        self._region = region
+        self._s3: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
+        # Readiness probes must answer fast: one attempt, short timeouts.
+        self._probe: S3Client = session.client(
+            "s3",
+            endpoint_url=endpoint,
+            config=_client_config(addressing_style, attempts=1, read_timeout=5).merge(
+                Config(connect_timeout=2)
+            ),
+        )
+        # SigV4 signs the host, so URLs for robots are signed against the
+        # address robots use, which may differ from the API's own route.
+        self._presigner: S3Client = (
+            session.client("s3", endpoint_url=public_endpoint, config=config)
+            if public_endpoint
+            else self._s3
+        )
+
+    def _presign(self, operation: str, params: dict[str, Any]) -> str:
+        return self._presigner.generate_presigned_url(
+            operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=self.expiry_seconds
+        )
+
+    def presign_put(self, key: str, checksum_b64: str, size: int) -> PresignedRequest:
+        """A single PUT of a one-block object whose body must hash to ``checksum_b64``."""
+        url = self._presign(
+            "put_object", {"Key": key, "ChecksumSHA256": checksum_b64, "ContentLength": size}
+        )
+        return PresignedRequest(url, {CHECKSUM_HEADER: checksum_b64})
+
+    def create_multipart(self, key: str) -> str:
+        """Start a multipart upload with COMPOSITE SHA-256 checksums; return its upload id."""
+        try:
+            r = self._s3.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", ChecksumType="COMPOSITE"
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise store_error(e, f"create upload of {key}") from e
+        return r["UploadId"]
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, checksum_b64: str, size: int
+    ) -> PresignedRequest:
+        """A PUT of part ``number`` whose body must hash to ``checksum_b64``."""
+        url = self._presign(
+            "upload_part",
+            {
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ChecksumSHA256": checksum_b64,
+                "ContentLength": size,
+            },
+        )
+        return PresignedRequest(url, {CHECKSUM_HEADER: checksum_b64})
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        """Parts already accepted, or ``None`` if the upload no longer exists."""
+        parts: list[StoredPart] = []
+        marker = 0
+        while True:
+            try:
+                r = self._s3.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+            except ClientError as e:
+                if _error_code(e) in ("NoSuchUpload", "404", "NotFound"):
+                    return None
+                raise store_error(e, f"list parts of {key}") from e
+            except BotoCoreError as e:
+                raise store_error(e, f"list parts of {key}") from e
+            parts.extend(
+                StoredPart(number=p["PartNumber"], etag=p["ETag"], size=p["Size"])
+                for p in r.get("Parts", [])
+            )
+            if not r.get("IsTruncated"):
+                return parts
+            marker = int(r.get("NextPartNumberMarker", 0))
+
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[tuple[int, str, str]]
+    ) -> None:
+        """Complete with ``(number, etag, checksum_b64)`` per part, in order."""
+        try:
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [
+                        {"PartNumber": n, "ETag": etag, "ChecksumSHA256": checksum}
+                        for n, etag, checksum in parts
+                    ]
+                },
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise store_error(e, f"complete upload of {key}") from e
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abort an upload and drop its parts (no error if it is gone)."""
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as e:
+            if _error_code(e) not in ("NoSuchUpload", "404", "NotFound"):
+                raise store_error(e, f"abort upload of {key}") from e
+        except BotoCoreError as e:
+            raise store_error(e, f"abort upload of {key}") from e
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and SHA-256 checksum of an object, or ``None`` if absent."""
+        try:
+            r = self._s3.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as e:
+            if _error_code(e) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise store_error(e, f"head {key}") from e
+        except BotoCoreError as e:
+            raise store_error(e, f"head {key}") from e
+        return ObjectInfo(size=r["ContentLength"], checksum_sha256=r.get("ChecksumSHA256"))
+
+    def delete(self, key: str) -> None:
+        """Delete an object (no error if it is absent)."""
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as e:
+            raise store_error(e, f"delete {key}") from e
+
+    def presign_get(self, key: str) -> str:
+        """A GET URL for an object, valid for the configured expiry."""
+        return self._presign("get_object", {"Key": key})
+
+    def check(self) -> None:
+        """Raise :class:`Unavailable` if the bucket cannot be reached."""
+        try:
+            self._probe.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as e:
+            raise Unavailable(f"object store bucket {self.bucket!r} unreachable: {e}") from e
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist yet."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as e:
+            if _error_code(e) not in ("404", "NoSuchBucket", "NotFound"):
+                raise store_error(e, f"bucket {self.bucket}") from e
+        except BotoCoreError as e:
+            raise store_error(e, f"bucket {self.bucket}") from e
+        try:
+            if self._region and self._region != "us-east-1":
+                self._s3.create_bucket(
+                    Bucket=self.bucket,
+                    CreateBucketConfiguration={"LocationConstraint": self._region},  # type: ignore[typeddict-item]
+                )
+            else:
+                self._s3.create_bucket(Bucket=self.bucket)
+        except ClientError as e:
+            if _error_code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise store_error(e, f"create bucket {self.bucket}") from e
+        except BotoCoreError as e:
+            raise store_error(e, f"create bucket {self.bucket}") from e

@@ -1,0 +1,57 @@
+"""The retry wrapper: transient errors retried with jittered backoff, others raised at once."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from robosync.client.retry import Retrying
+from robosync.errors import InvalidInput, RateLimited, RobosyncError
+
+
+def flaky(errors):
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    return fn, calls
+
+
+def test_transient_errors_are_retried_until_success():
+    slept: list[float] = []
+    err503 = RobosyncError("busy", {"http_status": 503})
+    fn, calls = flaky([httpx.ConnectError("down"), err503])
+    assert Retrying(sleep=slept.append).call(fn) == "ok"
+    assert len(calls) == 3 and len(slept) == 2
+
+
+def test_retry_after_is_honoured():
+    slept: list[float] = []
+    fn, _ = flaky([RateLimited("slow down", {"http_status": 429, "retry_after": 7})])
+    Retrying(sleep=slept.append).call(fn)
+    assert slept == [7.0]
+
+
+def test_permanent_errors_are_not_retried():
+    fn, calls = flaky([InvalidInput("bad path", {"http_status": 400})])
+    with pytest.raises(InvalidInput):
+        Retrying(sleep=lambda s: None).call(fn)
+    assert len(calls) == 1
+
+
+def test_attempts_are_bounded():
+    fn, calls = flaky([httpx.ReadError("x") for _ in range(10)])
+    with pytest.raises(httpx.ReadError):
+        Retrying(attempts=4, sleep=lambda s: None).call(fn)
+    assert len(calls) == 4
+
+
+def test_backoff_is_full_jitter_and_capped():
+    r = Retrying(base_delay=1.0, max_delay=5.0)
+    delays = [r.delay(attempt, None) for attempt in range(1, 12) for _ in range(20)]
+    assert all(0 <= d <= 5.0 for d in delays)
+    assert max(r.delay(1, None) for _ in range(50)) <= 1.0

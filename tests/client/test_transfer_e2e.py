@@ -1,0 +1,139 @@
+"""Resume after kill -9, cross-project dedup and download verification, measured at the store.
+
+The counting proxy sits between robots and the blob store, so the bytes and
+requests asserted here are the ones the store really received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from robosync.client.scan import TEMP_PREFIX
+from robosync.digest import BLOCK_SIZE, digest_bytes
+from robosync.errors import IntegrityError
+from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name, sha
+from tests.client.proxy import wait_for
+from tests.fixtures.server import ServerProcess
+
+
+def robot_on(srv: ServerProcess, tmp_path: Path, name: str, token: str | None = None) -> Robot:
+    token = token or srv.make_token(f"user-{uuid.uuid4().hex[:8]}", name)
+    return Robot(name, srv.url, token, tmp_path / name)
+
+
+def accepted_bytes(proxied: ProxiedServer) -> int:
+    return sum(e.body_bytes for e in proxied.proxy.puts(accepted=True))
+
+
+def test_push_killed_mid_upload_resumes_without_resending_blocks(
+    proxied: ProxiedServer, tmp_path: Path
+):
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    files = {f"big{i}.bin": os.urandom(2 * BLOCK_SIZE + 3_000_000 + i) for i in range(2)}
+    total = sum(len(b) for b in files.values())
+    name = project_name()
+    with r1.init(name) as p:
+        for rel, data in files.items():
+            p.save_image(rel, data)
+    proxied.proxy.reset()
+    proxied.proxy.rate = 6 * 1024 * 1024  # bytes/s per connection: slow enough to kill half way
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "robosync.client.cli", "push", "--jobs", "2"],
+            cwd=r1.root,
+            env=r1.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert wait_for(lambda: len(proxied.proxy.puts(accepted=True)) >= 2, timeout=90)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    finally:
+        proxied.proxy.rate = None
+    before = len(proxied.proxy.puts(accepted=True))
+    assert 2 <= before < 6, "the kill must land half way through the upload"
+    rerun = r1.cli("push", "--json")
+    result = json.loads(rerun.stdout)
+    assert result["committed"] and result["parts_skipped"] >= before
+    accepted = proxied.proxy.puts(accepted=True)
+    # 2 files x 3 blocks: each block accepted by the store exactly once over both runs
+    assert len(accepted) == 6
+    assert accepted_bytes(proxied) == total
+    r2 = robot_on(proxied.server, tmp_path, "r2", token=r1.token)
+    r2.clone(name).close()
+    assert folder_digests(r2.root) == {k: sha(v) for k, v in files.items()}
+
+
+def test_second_project_sharing_images_uploads_only_new_bytes(
+    proxied: ProxiedServer, tmp_path: Path
+):
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    first = {f"a{i}.png": os.urandom(60_000 + i) for i in range(10)}
+    shared = dict(list(first.items())[:2])
+    second = {**{f"b/{k}": v for k, v in shared.items()}}
+    second.update({f"b{i}.png": os.urandom(70_000 + i) for i in range(8)})
+    with r1.init(project_name()) as p:
+        for rel, data in first.items():
+            p.save_image(rel, data)
+        p.push()
+    r2 = robot_on(proxied.server, tmp_path, "r2", token=r1.token)
+    with r2.init(project_name()) as p:
+        for rel, data in second.items():
+            p.save_image(rel, data)
+        proxied.proxy.reset()
+        result = p.push()
+    new_bytes = sum(len(v) for k, v in second.items() if not k.startswith("b/"))
+    assert accepted_bytes(proxied) == new_bytes
+    assert (result.already_present, result.uploaded_blobs) == (2, 8)
+
+
+def corrupt_blob(server: ServerProcess, digest: str, size: int) -> None:
+    """Replace the stored bytes of ``digest`` by other bytes of the same size."""
+    bad = os.urandom(size)
+    if "ROBOSYNC_S3_ENDPOINT" in server.env:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=server.env["ROBOSYNC_S3_ENDPOINT"],
+            aws_access_key_id=server.env["ROBOSYNC_S3_ACCESS_KEY"],
+            aws_secret_access_key=server.env["ROBOSYNC_S3_SECRET_KEY"],
+            region_name=server.env.get("ROBOSYNC_S3_REGION", "us-east-1"),
+        )
+        s3.put_object(Bucket=server.env["ROBOSYNC_S3_BUCKET"], Key=f"blobs/{digest}", Body=bad)
+        return
+    (found,) = [p for p in server.data_dir.rglob(digest) if p.parent.name == "blobs"]
+    found.write_bytes(bad)
+
+
+def test_clone_of_a_corrupted_blob_fails_clearly_without_partial_file(
+    server: ServerProcess, tmp_path: Path
+):
+    r1 = robot_on(server, tmp_path, "r1")
+    good, bad = os.urandom(40_000), os.urandom(50_000)
+    name = project_name()
+    with r1.init(name) as p:
+        p.save_image("good.png", good)
+        p.save_image("cam/bad.png", bad)
+        p.push()
+    corrupt_blob(server, digest_bytes(bad).digest, len(bad))
+    r2 = robot_on(server, tmp_path, "r2", token=r1.token)
+    with pytest.raises(IntegrityError, match="cam/bad.png"):
+        r2.clone(name)
+    assert folder_digests(r2.root) == {"good.png": sha(good)}
+    assert not list(r2.root.rglob(f"{TEMP_PREFIX}*"))
+    r3 = robot_on(server, tmp_path, "r3", token=r1.token)
+    out = r3.cli("clone", name, str(r3.root / "clone"), check=False)
+    assert out.returncode == 1
+    assert out.stderr.startswith("robosync: error: cam/bad.png: the bytes received do not match")
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (r3.root / "clone" / "cam" / "bad.png").exists()

@@ -1,0 +1,1 @@
+"""API tests against real robosync-server processes on both backends."""
