@@ -82,23 +82,33 @@ def make_images(root: Path, n: int, dup_ratio: float = 0.2) -> dict[str, bytes]:
     return uniques
 
 
-def boto3_put_get(s3: SeaweedFS, blobs: dict[str, bytes], jobs: int) -> tuple[float, float]:
-    """Seconds for a parallel boto3 PUT, then GET, of ``blobs`` into a fresh bucket."""
+def boto3_put_get(
+    s3: SeaweedFS, blobs: dict[str, bytes], jobs: int, out_dir: Path
+) -> tuple[float, float, float]:
+    """Seconds for a parallel boto3 PUT, GET into memory, and GET into files of ``blobs``."""
     client = s3.client()
     bucket = s3.new_bucket()
-    t = time.perf_counter()
-    with cf.ThreadPoolExecutor(jobs) as pool:
-        list(
-            pool.map(
-                lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), blobs.items()
-            )
-        )
-    put = time.perf_counter() - t
-    t = time.perf_counter()
-    with cf.ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(lambda k: client.get_object(Bucket=bucket, Key=k)["Body"].read(), blobs))
-    get = time.perf_counter() - t
-    return put, get
+
+    def put(kv: tuple[str, bytes]) -> None:
+        client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1])
+
+    def get(key: str) -> None:
+        client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def get_file(key: str) -> None:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        with open(out_dir / key, "wb") as f:
+            for chunk in iter(lambda: body.read(MIB), b""):
+                f.write(chunk)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times = []
+    for fn, items in ((put, list(blobs.items())), (get, list(blobs)), (get_file, list(blobs))):
+        t = time.perf_counter()
+        with cf.ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(fn, items))  # type: ignore[arg-type]
+        times.append(time.perf_counter() - t)
+    return times[0], times[1], times[2]
 
 
 def stats(xs: list[float]) -> str:
@@ -148,7 +158,7 @@ def bench_big(
     a: argparse.Namespace, s3: SeaweedFS, srv: ServerProcess, env: dict[str, str], work: Path
 ) -> list[tuple[str, str, str]]:
     """Push and clone of N x 8 MiB vs boto3 on the same unique bytes."""
-    push_t, clone_t, put_t, get_t, push_rss, clone_rss = [], [], [], [], [], []
+    push_t, clone_t, put_t, get_t, getf_t, push_rss, clone_rss = [], [], [], [], [], [], []
     for rep in range(a.repeat):
         src = work / f"big{rep}"
         uniques = make_images(src, a.images)
@@ -161,18 +171,21 @@ def bench_big(
         wall_c, rss_c, _ = run_cli(["clone", name, str(dst), "--jobs", str(a.jobs)], work, env)
         clone_t.append(wall_c)
         clone_rss.append(rss_c / 1024)
-        put, get = boto3_put_get(s3, uniques, a.jobs)
+        put, get, getf = boto3_put_get(s3, uniques, a.jobs, work / f"boto{rep}")
         put_t.append(put)
         get_t.append(get)
+        getf_t.append(getf)
+        shutil.rmtree(work / f"boto{rep}")
         print(
             f"rep {rep}: push {wall:.2f}s (uploaded {res['uploaded_blobs']} blobs) "
-            f"clone {wall_c:.2f}s  boto3 put {put:.2f}s get {get:.2f}s",
+            f"clone {wall_c:.2f}s  boto3 put {put:.2f}s get {get:.2f}s get-to-files {getf:.2f}s",
             file=sys.stderr,
         )
         shutil.rmtree(src)
         shutil.rmtree(dst)
     push_ratio = [p / b for p, b in zip(push_t, put_t, strict=True)]
     clone_ratio = [c / b for c, b in zip(clone_t, get_t, strict=True)]
+    clone_ratio_f = [c / b for c, b in zip(clone_t, getf_t, strict=True)]
     n = a.images
     return [
         (f"push {n} x 8 MiB, 20% dup (s)", stats(push_t), "robosync push, incl. hashing"),
@@ -181,6 +194,8 @@ def bench_big(
         (f"clone {n} x 8 MiB (s)", stats(clone_t), "robosync clone, verified"),
         ("boto3 GET of the unique (s)", stats(get_t), f"{a.jobs} threads"),
         ("clone / boto3 GET", stats(clone_ratio), "goal <= 1.2"),
+        ("boto3 GET of the unique into files (s)", stats(getf_t), "written, no fsync"),
+        ("clone / boto3 GET into files", stats(clone_ratio_f), "clone writes 150 files + fsync"),
         ("push peak RSS (MiB)", stats(push_rss), "goal < 150"),
         ("clone peak RSS (MiB)", stats(clone_rss), "goal < 150"),
     ]

@@ -23,11 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from robosync.server.db.engine import Database  # noqa: E402
-from robosync.server.db.models import BLOB_PRESENT, Blob  # noqa: E402
 from tests.fixtures.postgres import fresh_database  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 from tests.server.robot import Robot  # noqa: E402
+
+from robosync.server.db.engine import Database  # noqa: E402
+from robosync.server.db.models import BLOB_PRESENT, Blob  # noqa: E402
 
 LINES = 10_000
 

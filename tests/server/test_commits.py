@@ -190,3 +190,23 @@ def test_manifest_and_changes_follow_the_versions(alice: Robot) -> None:
     assert [v["number"] for v in versions] == [4, 3, 2, 1, 0]
     r = alice.http.get(f"/v1/projects/{project}/manifest", params={"version": 2})
     assert r.headers["x-robosync-version"] == "2"
+
+
+def test_commit_line_over_the_size_cap_is_413_naming_the_line(alice: Robot) -> None:
+    project = alice.new_project()
+    blob = alice.upload(b"cap")
+    long_path = "d/" * 5000 + "x.jpg"  # valid segments, but the line is over 8 KiB
+    r = alice.commit(project, 0, [put("ok.jpg", blob), put(long_path, blob)])
+    assert r.status_code == 413
+    assert r.json()["error"]["details"]["line"] == 3
+
+
+def test_commit_without_a_header_line_is_400(alice: Robot) -> None:
+    project = alice.new_project()
+    r = alice.http.post(f"/v1/projects/{project}/commits", content=b"")
+    assert r.status_code == 400
+    r = alice.http.post(
+        f"/v1/projects/{project}/commits", content=b'{"op":"delete","path":"a.jpg"}\n'
+    )
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["line"] == 1

@@ -42,6 +42,7 @@ DEFAULT_JOBS = 16
 BATCH = 1000
 _CHUNK = 1024 * 1024
 _COMPLETE_EVERY = 100
+_COMPLETERS = 4
 T = TypeVar("T")
 
 
@@ -166,14 +167,19 @@ class Transfer:
         self.stats.add(blobs=len(unique))
         self.progress.start("upload", len(unique), sum(s.size for s in unique))
         try:
-            with ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-up") as pool:
+            with (
+                ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-up") as pool,
+                ThreadPoolExecutor(_COMPLETERS, thread_name_prefix="robosync-done") as completers,
+            ):
                 for batch in batched(unique, BATCH):
-                    self._upload_batch(pool, batch)
+                    self._upload_batch(pool, completers, batch)
         finally:
             self.progress.finish()
         return self.stats
 
-    def _upload_batch(self, pool: ThreadPoolExecutor, batch: list[UploadSource]) -> None:
+    def _upload_batch(
+        self, pool: ThreadPoolExecutor, completers: ThreadPoolExecutor, batch: list[UploadSource]
+    ) -> None:
         by_digest = {s.digest: s for s in batch}
         plans = self.api.plan_uploads(
             [UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
@@ -204,6 +210,7 @@ class Transfer:
                 fut = pool.submit(self._put_part, src, part)
                 futures[fut] = (plan.digest, part.number, part.size)
         pending = set(futures)
+        completing: list[Future[None]] = []
         last_complete = time.monotonic()
         try:
             while pending:
@@ -218,19 +225,22 @@ class Transfer:
                         ready.append(self._complete_item(digest, upload_ids[digest], etags))
                         self.stats.add(uploaded_blobs=1)
                         self.progress.advance(files=1)
-                # Completing in batches as blobs finish: an interrupted push
-                # keeps most of its finished blobs.
-                if len(ready) >= _COMPLETE_EVERY or (
-                    ready and time.monotonic() - last_complete > 2
-                ):
-                    self._complete(ready, by_digest)
-                    ready, last_complete = [], time.monotonic()
+                    # Complete in batches as blobs finish (an interrupted push
+                    # keeps its finished blobs), beside the PUTs: the server
+                    # proves every blob with a HEAD, which takes a while.
+                    if len(ready) >= _COMPLETE_EVERY or (
+                        ready and time.monotonic() - last_complete > 2
+                    ):
+                        completing.append(completers.submit(self._complete, ready, by_digest))
+                        ready, last_complete = [], time.monotonic()
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
         if ready:
-            self._complete(ready, by_digest)
+            completing.append(completers.submit(self._complete, ready, by_digest))
+        for done_batch in completing:
+            done_batch.result()
 
     @staticmethod
     def _complete_item(

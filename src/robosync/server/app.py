@@ -11,6 +11,7 @@ from fastapi import FastAPI
 import robosync
 from robosync.server.db.engine import Database
 from robosync.server.errors import install_error_handlers
+from robosync.server.limits import RateLimiter
 from robosync.server.routes import commits, downloads, health, projects, uploads
 from robosync.server.routes.local_store import local_store_router
 from robosync.server.settings import Settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.db = db or Database(settings.effective_database_url)
     store = build_store(settings)
     app.state.store = store
+    app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(projects.router)

@@ -55,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from robosync.server.app import create_app
+    from robosync.server.store.s3 import S3Store
 
     settings = _settings(args)
     db = _open_database(settings)
@@ -71,6 +72,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
         print(f"ROBOSYNC_TOKEN={token}", flush=True)
     app = create_app(settings, db)
+    if isinstance(app.state.store, S3Store):
+        try:
+            app.state.store.ensure_bucket()
+        except RobosyncError as e:
+            # Start anyway: /readyz reports the store until it answers.
+            print(f"{PROG}: warning: bucket {settings.s3_bucket!r} not usable yet: {e}")
     print(f"{PROG}: serving on http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 

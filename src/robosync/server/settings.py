@@ -60,6 +60,20 @@ class Settings(BaseSettings):
         default=256 * 1024 * 1024, ge=1024, description="largest commit body, in bytes"
     )
 
+    rate_limit: str = Field(
+        default="1200/minute",
+        description="per-user request rate, e.g. 1200/minute (empty: no limit)",
+    )
+    max_inflight_uploads: int = Field(
+        default=2000,
+        ge=0,
+        description="per-user cap on uploads presigned but not completed (0: no cap)",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for rate-limit state shared by replicas (default in-process)",
+    )
+
     @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the data dir."""

@@ -35,6 +35,7 @@ def get_settings(request: Request) -> Settings:
 
 
 def current_principal(
+    request: Request,
     db: Annotated[Database, Depends(get_db)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -42,7 +43,9 @@ def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send Authorization: Bearer <token>")
     with db.reading() as session:
-        return authenticate(session, credentials.credentials)
+        principal = authenticate(session, credentials.credentials)
+    request.app.state.rate_limiter.check_request(principal.user_id)
+    return principal
 
 
 DbDep = Annotated[Database, Depends(get_db)]

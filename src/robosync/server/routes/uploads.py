@@ -11,6 +11,7 @@ from robosync.protocol import (
     UploadRequest,
     UploadResponse,
 )
+from robosync.server.limits import InflightCap
 from robosync.server.routes.deps import Caller, DbDep, SettingsDep, StoreDep
 from robosync.server.services.uploads import UploadPolicy, complete_uploads, plan_uploads
 
@@ -22,7 +23,11 @@ def request_uploads(
     body: UploadRequest, who: Caller, db: DbDep, store: StoreDep, settings: SettingsDep
 ) -> UploadResponse:
     """For each blob: ``present`` (already stored), or presigned URLs, one per 8 MiB block."""
-    policy = UploadPolicy(expiry_seconds=settings.upload_expiry_seconds)
+    policy = UploadPolicy(
+        expiry_seconds=settings.upload_expiry_seconds,
+        inflight_cap=InflightCap(settings.max_inflight_uploads),
+        presign_window_seconds=settings.presign_expiry_seconds,
+    )
     return UploadResponse(items=plan_uploads(db, store, who, body.items, policy))
 
 

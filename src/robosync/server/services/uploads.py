@@ -30,6 +30,7 @@ from robosync.protocol import (
 )
 from robosync.server.db.engine import Database
 from robosync.server.db.models import Upload, utcnow
+from robosync.server.limits import InflightCap, count_inflight_uploads
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import blob_key, ensure_pending, mark_present, present_digests
 from robosync.server.store.base import BlobStore, StoredPart
@@ -39,9 +40,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class UploadPolicy:
-    """How long an unfinished upload may be resumed."""
+    """How long an unfinished upload may be resumed, and how many may be in flight per user."""
 
     expiry_seconds: int
+    inflight_cap: InflightCap = InflightCap(0)
+    presign_window_seconds: int = 900
 
 
 def _b64(hex_hash: str) -> str:
@@ -73,6 +76,10 @@ def plan_uploads(
     with db.reading() as session:
         present = present_digests(session, (item.digest for item in items))
         open_uploads = _open_uploads(session, who, {i.digest for i in items} - present)
+        new = {i.digest for i in items} - present - set(open_uploads)
+        if new:
+            inflight = count_inflight_uploads(session, who.user_id, policy.presign_window_seconds)
+            policy.inflight_cap.check(inflight, len(new))
     plans: dict[str, UploadPlan] = {}
     new_rows: list[Upload] = []
     for item in items:
