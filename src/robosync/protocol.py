@@ -27,7 +27,13 @@ VERSION_HEADER = "X-Robosync-Version"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 NDJSON = "application/x-ndjson"
 
+PROJECT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_INT = 2**63 - 1  # every integer the API stores is a signed 64-bit database column
+
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="content address, hex")]
+# Opaque tokens the object store hands out (upload ids, ETags): printable ASCII only.
+StoreToken = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[\x20-\x7e]+$")]
+Size = Annotated[int, Field(ge=0, le=MAX_INT, description="bytes")]
 BlockHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of a block, hex")]
 
 
@@ -37,7 +43,7 @@ BlockHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256
 class ProjectCreate(BaseModel):
     """``POST /v1/projects`` body."""
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=200, pattern=PROJECT_NAME_PATTERN)
 
 
 class ProjectInfo(BaseModel):
@@ -84,7 +90,7 @@ class UploadItem(BaseModel):
     """One blob the client wants stored: its digest, size and block hashes."""
 
     digest: Digest
-    size: int = Field(ge=0)
+    size: Size
     blocks: list[BlockHash] = Field(min_length=1)
 
 
@@ -129,15 +135,15 @@ class CompletedPart(BaseModel):
     """A part the client PUT, with the ETag the store answered."""
 
     number: int = Field(ge=1, le=10000)
-    etag: str
+    etag: StoreToken
 
 
 class CompleteItem(BaseModel):
     """Finish one upload: the parts of a multipart upload, or none for a single PUT."""
 
     digest: Digest
-    upload_id: str | None = None
-    parts: list[CompletedPart] = []
+    upload_id: StoreToken | None = None
+    parts: list[CompletedPart] = Field(default=[], max_length=10000)
 
 
 class CompleteRequest(BaseModel):
@@ -189,8 +195,9 @@ class DownloadResponse(BaseModel):
 class CommitHeader(BaseModel):
     """First line of a commit body."""
 
-    base_version: int = Field(ge=0)
-    message: str = Field(default="", max_length=4096)
+    base_version: int = Field(ge=0, le=MAX_INT - 1)
+    # No NUL: PostgreSQL text cannot hold it.
+    message: str = Field(default="", max_length=4096, pattern=r"^[^\x00]*$")
 
 
 class PutOp(BaseModel):
@@ -199,7 +206,7 @@ class PutOp(BaseModel):
     op: Literal["put"] = "put"
     path: str
     digest: Digest
-    size: int = Field(ge=0)
+    size: Size
 
 
 class DeleteOp(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -235,3 +236,39 @@ def test_an_evicted_file_changed_remotely_stays_evicted_after_pull(fleet: Fleet)
         assert p2.status().evicted == ["a.png"]
         p2.fetch()
         assert (r2.root / "a.png").read_bytes() == b"two"
+
+
+def test_empty_and_multi_block_files_round_trip(fleet: Fleet):
+    name = project_name()
+    r1, r2 = fleet("r1"), fleet("r2")
+    big = os.urandom(2 * 8 * 1024 * 1024 + 123)
+    with r1.init(name) as p1:
+        p1.save_image("empty.png", b"")
+        p1.save_image("big.bin", big)
+        pushed = p1.push()
+        assert pushed.parts_sent == 1 + 3
+    with r2.clone(name):
+        pass
+    assert folder_digests(r2.root) == {"empty.png": sha(b""), "big.bin": sha(big)}
+
+
+def test_save_image_writes_atomically_with_a_metadata_sidecar(fleet: Fleet, tmp_path):
+    r1 = fleet("r1")
+    src = tmp_path / "capture.png"
+    src.write_bytes(b"from a file")
+    with r1.init(project_name()) as p1:
+        p1.save_image("cam/a.png", b"bytes", meta={"exposure_ms": 4})
+        p1.save_image("cam/b.png", src)
+        with open(src, "rb") as f:
+            p1.save_image("cam/c.png", f)
+        with pytest.raises(ValueError, match="contains '..'"):
+            p1.save_image("../escape.png", b"x")
+        assert p1.status(remote=False).added == [
+            "cam/a.png",
+            "cam/a.png.meta.json",
+            "cam/b.png",
+            "cam/c.png",
+        ]
+    assert json.loads((r1.root / "cam/a.png.meta.json").read_text()) == {"exposure_ms": 4}
+    assert (r1.root / "cam/c.png").read_bytes() == b"from a file"
+    assert not list(r1.root.rglob(".robosync-tmp-*"))

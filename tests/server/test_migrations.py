@@ -21,7 +21,8 @@ def _schema_differences(url: str) -> list[object]:
         migrate.upgrade(db.engine)
         assert migrate.current_revision(db.engine) == migrate.head_revision()
         with db.engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+            context = MigrationContext.configure(conn, opts={"include_name": migrate.include_name})
+            return list(compare_metadata(context, Base.metadata))
     finally:
         db.dispose()
 

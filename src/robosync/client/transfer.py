@@ -41,6 +41,8 @@ from robosync.protocol import CompletedPart, CompleteItem, PresignedPart, Upload
 DEFAULT_JOBS = 16
 BATCH = 1000
 _CHUNK = 1024 * 1024
+# Downloads stream in smaller pieces: same speed, 16 jobs hold 4 MiB not 16.
+_DOWNLOAD_CHUNK = 256 * 1024
 _COMPLETE_EVERY = 100
 _COMPLETERS = 4
 T = TypeVar("T")
@@ -111,7 +113,10 @@ def store_error(resp: httpx.Response, what: str) -> RobosyncError:
     code = code_match.group(1)
     err: RobosyncError
     if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "IncompleteBody"):
-        err = IntegrityError(f"{what}: the store refused the bytes ({code}); the file changed?")
+        err = IntegrityError(
+            f"{what}: the store refused the bytes ({code}); "
+            "the file changed while it was uploaded? run push again"
+        )
     elif resp.status_code == 403:
         err = Forbidden(f"{what}: the store refused the presigned URL ({code}); run again")
     else:
@@ -336,7 +341,7 @@ class Transfer:
                 if resp.status_code >= 400:
                     resp.read()
                     raise store_error(resp, what)
-                return self._write_verified(root, first, resp.iter_bytes(_CHUNK))
+                return self._write_verified(root, first, resp.iter_bytes(_DOWNLOAD_CHUNK))
 
         w = self.retrying.call(once, what)
         self.stats.add(downloaded=1, bytes_received=w.size)

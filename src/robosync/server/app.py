@@ -9,9 +9,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 import robosync
+from robosync.server import metrics
 from robosync.server.db.engine import Database
 from robosync.server.errors import install_error_handlers
 from robosync.server.limits import RateLimiter
+from robosync.server.logs import RequestLogMiddleware
 from robosync.server.routes import commits, downloads, health, projects, uploads
 from robosync.server.routes.local_store import local_store_router
 from robosync.server.settings import Settings
@@ -76,7 +78,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.store = store
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
     install_error_handlers(app)
+    metrics.count_rate_limited(app)
+    app.add_middleware(RequestLogMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(projects.router)
     app.include_router(commits.router)
     app.include_router(downloads.router)

@@ -14,7 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from robosync.errors import RobosyncError
 from robosync.server.db import migrate
 from robosync.server.db.engine import Database
-from robosync.server.services import accounts
+from robosync.server.logs import configure_logging
+from robosync.server.services import accounts, gc
 from robosync.server.settings import Settings, env_help
 
 FIRST_USER = "admin"
@@ -58,7 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from robosync.server.store.s3 import S3Store
 
     settings = _settings(args)
-    db = _open_database(settings)
+    configure_logging(settings.log_format, settings.log_level)
+    db = _open_database(settings, create=not args.no_migrate)
     with db.writing() as session:
         token = None
         if not accounts.has_users(session):
@@ -79,7 +81,42 @@ def cmd_serve(args: argparse.Namespace) -> None:
             # Start anyway: /readyz reports the store until it answers.
             print(f"{PROG}: warning: bucket {settings.s3_bucket!r} not usable yet: {e}")
     print(f"{PROG}: serving on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # Our own request log line (logs.RequestLogMiddleware) replaces uvicorn's access log.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def cmd_gc(args: argparse.Namespace) -> None:
+    """Delete unreferenced old blobs and expired uploads (and old versions if asked)."""
+    from robosync.server.app import build_store
+
+    settings = _settings(args)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        policy = gc.GcPolicy(
+            grace=gc.parse_duration(args.grace),
+            keep_versions=args.keep_versions,
+            older_than=None if args.older_than is None else gc.parse_duration(args.older_than),
+            dry_run=args.dry_run,
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from e
+    if policy.keep_versions is not None and policy.keep_versions < 1:
+        raise CommandError("--keep-versions must be at least 1 (the head is always kept)")
+    db = _open_database(settings, create=False)
+    report = gc.collect_garbage(db, build_store(settings), policy)
+    dry = " (dry run: nothing deleted)" if policy.dry_run else ""
+    print(f"{PROG}: garbage collection, grace {args.grace}{dry}:")
+    for line in gc.describe(report, policy.dry_run):
+        print(f"  {line}", flush=True)
+    if report.blobs_failed:
+        raise CommandError(f"{report.blobs_failed} blob(s) could not be deleted; see the log")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -149,6 +186,38 @@ def _parser() -> argparse.ArgumentParser:
     serve = add("serve", cmd_serve, "run the API server; an empty database is initialised")
     serve.add_argument("--host", help="address to listen on (env ROBOSYNC_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (env ROBOSYNC_PORT)")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="never change the schema: refuse to start unless `migrate` brought it to this "
+        "version (for replicas behind a migration job)",
+    )
+    collect = add(
+        "gc",
+        cmd_gc,
+        "delete blobs no version references (older than the grace period) and expired "
+        "uploads; optionally drop old versions first",
+    )
+    collect.add_argument(
+        "--grace",
+        default="24h",
+        help="spare blobs created or used within this time, e.g. 24h, 30m, 90s (default 24h)",
+    )
+    collect.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
+    )
+    collect.add_argument(
+        "--keep-versions",
+        type=int,
+        metavar="N",
+        help="keep only the newest N versions of each project (default: keep all)",
+    )
+    collect.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="drop versions created longer ago than this, e.g. 90d (with --keep-versions, "
+        "a version either rule keeps stays; the head always stays)",
+    )
     add("migrate", cmd_migrate, "bring the database schema to the newest version")
     add("create-user", cmd_create_user, "create a user").add_argument("name")
     token = add("create-token", cmd_create_token, "create a token for one robot of a user")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL for rate-limit state shared by replicas (default in-process)",
     )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="log lines as JSON objects (json) or readable text (text)"
+    )
+    log_level: str = Field(default="info", description="lowest level logged: debug, info, ...")
 
     @property
     def effective_database_url(self) -> str:

@@ -10,7 +10,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from robosync.server.db.models import is_partition
+
 _SCRIPTS = Path(__file__).parent / "migrations"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic autogenerate filter: leave out the hash partitions (they are not models).
+
+    The partitions of ``files`` and ``blobs`` are created by the migration on
+    PostgreSQL only; comparing the database with the models must not see them
+    as tables to drop.
+    """
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 def _config() -> Config:

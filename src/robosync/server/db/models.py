@@ -33,6 +33,33 @@ NAMING = {
 
 BLOB_PENDING = "pending"
 BLOB_PRESENT = "present"
+# Chosen by garbage collection: being removed from the store, never "present" again.
+BLOB_DELETING = "deleting"
+
+# Hash partitions on PostgreSQL (the migration creates them; SQLite has one table).
+# Powers of two, so a partition can later be split in two (modulus 2n, remainders
+# r and r + n) without touching the others. ``files`` is the big, growing table
+# (every version's rows; 150 million live rows at the design maximum, ~4.7 million
+# per partition with 32); ``blobs`` rows are narrower and one per digest (~120
+# million at the maximum, ~7.5 million per partition with 16).
+PARTITIONS = {"files": 32, "blobs": 16}
+
+
+def partition_name(table: str, remainder: int) -> str:
+    """Name of one hash partition of ``table`` (``files_p07``)."""
+    return f"{table}_p{remainder:02d}"
+
+
+def is_partition(table_name: str) -> bool:
+    """Whether ``table_name`` is one of the hash partitions (not a model table)."""
+    parent, sep, suffix = table_name.rpartition("_p")
+    return (
+        bool(sep)
+        and parent in PARTITIONS
+        and suffix.isdigit()
+        and int(suffix) < PARTITIONS[parent]
+        and table_name == partition_name(parent, int(suffix))
+    )
 
 
 def utcnow() -> datetime:
@@ -120,21 +147,40 @@ class Project(Base):
 
 
 class Blob(Base):
-    """One stored object per digest for the whole deployment (global dedup)."""
+    """One stored object per digest for the whole deployment (global dedup).
+
+    On PostgreSQL hash-partitioned by digest (see :data:`PARTITIONS`).
+    """
 
     __tablename__ = "blobs"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default=BLOB_PENDING)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # When an upload plan or a commit last referred to this blob (set before the
+    # commit's transaction): garbage collection keeps a blob used within its grace
+    # period even if no version references it yet.
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = {"postgresql_partition_by": "HASH (digest)"}
 
 
 class File(Base):
-    """A path of a project holding a blob in versions ``added_in <= v < removed_in``."""
+    """A path of a project holding a blob in versions ``added_in <= v < removed_in``.
+
+    On PostgreSQL hash-partitioned by project (see :data:`PARTITIONS`), so every
+    query names ``project_id`` and touches one partition. A partitioned table's
+    primary key must contain the partition key, hence ``(project_id, id)``; on
+    SQLite the migration makes ``id`` alone the key, because SQLite assigns ids
+    only to a one-column INTEGER PRIMARY KEY (``id`` is unique on both).
+    """
 
     __tablename__ = "files"
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    # BIGSERIAL on PostgreSQL (identity columns on partitioned tables need 17+).
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     path: Mapped[str] = mapped_column(PathText)
     # paths.case_key(path): two live paths may not share it (case-insensitive checkouts).
     path_key: Mapped[str] = mapped_column(PathText)
@@ -176,6 +222,7 @@ class File(Base):
         ),
         # Downloads: is this digest in this project (any version)?
         Index("ix_files_project_digest", "project_id", "digest"),
+        {"postgresql_partition_by": "HASH (project_id)"},
     )
 
 

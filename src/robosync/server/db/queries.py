@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy import ColumnElement, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -22,4 +22,21 @@ def one_of(
     """
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def key_in(
+    session: Session, column: InstrumentedAttribute[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """``column IN values`` for the partition key of a hash-partitioned table.
+
+    On PostgreSQL ``column IN (SELECT unnest(:array))``: a semi-join that probes
+    the index of the one partition each value hashes to. With ``= ANY(:array)``
+    every partition is given the whole array and estimated to match all of it,
+    so past ~100 values the planner seq-scans every partition: 1000 digests
+    against 1.5 million blobs took 267 ms that way and 12 ms this way (measured).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=ARRAY(column.type))
+        return column.in_(select(func.unnest(array)).scalar_subquery())
     return column.in_(values)

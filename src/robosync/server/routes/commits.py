@@ -9,34 +9,21 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from robosync.errors import InvalidInput
-from robosync.protocol import IDEMPOTENCY_HEADER, NDJSON, CommitResult, ErrorBody
-from robosync.server.routes.deps import Caller, DbDep, SettingsDep
+from robosync.protocol import IDEMPOTENCY_HEADER, CommitResult, ErrorBody
+from robosync.server.routes.deps import AUTH_ERRORS, Caller, DbDep, ProjectId, SettingsDep
+from robosync.server.routes.ndjson_docs import commit_request
 from robosync.server.services import commits
 from robosync.server.services.commit_body import BodyLimits, read_commit
 from robosync.server.services.projects import get_project
 
-router = APIRouter(prefix="/v1/projects", tags=["commits"])
-
-_BODY_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            NDJSON: {
-                "schema": {"type": "string"},
-                "example": '{"base_version":0,"message":"first"}\n'
-                '{"op":"put","path":"a.jpg","digest":"<64 hex>","size":3}\n'
-                '{"op":"delete","path":"old.jpg"}\n',
-            }
-        },
-    }
-}
+router = APIRouter(prefix="/v1/projects", tags=["commits"], responses=AUTH_ERRORS)
 
 
 @router.post(
     "/{project_id}/commits",
     status_code=201,
     response_model=CommitResult,
-    openapi_extra=_BODY_DOC,
+    openapi_extra=commit_request(),
     responses={
         400: {"model": ErrorBody},
         404: {"model": ErrorBody},
@@ -46,7 +33,7 @@ _BODY_DOC = {
     },
 )
 async def create_commit(
-    project_id: int,
+    project_id: ProjectId,
     request: Request,
     who: Caller,
     db: DbDep,

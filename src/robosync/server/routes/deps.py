@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from robosync.errors import Unauthorized
+from robosync.protocol import MAX_INT, ErrorBody
 from robosync.server.db.engine import Database
+from robosync.server.logs import set_user_id
 from robosync.server.services.accounts import Principal, authenticate
 from robosync.server.settings import Settings
 from robosync.server.store.base import BlobStore
@@ -44,6 +46,7 @@ def current_principal(
         raise Unauthorized("send Authorization: Bearer <token>")
     with db.reading() as session:
         principal = authenticate(session, credentials.credentials)
+    set_user_id(principal.user_id)
     request.app.state.rate_limiter.check_request(principal.user_id)
     return principal
 
@@ -52,3 +55,15 @@ DbDep = Annotated[Database, Depends(get_db)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Caller = Annotated[Principal, Depends(current_principal)]
+ProjectId = Annotated[int, Path(ge=1, le=MAX_INT, description="a project id of the caller")]
+
+# Answers any route with a token can give, documented once for every router.
+AUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "malformed request (details name the problem)"},
+    401: {"model": ErrorBody, "description": "no token, or an unknown or revoked one"},
+    429: {"model": ErrorBody, "description": "over a per-user limit; see Retry-After"},
+    503: {"model": ErrorBody, "description": "database or object store unavailable"},
+    # Every other client error has the same shape (this also replaces FastAPI's
+    # 422 validation schema: validation errors are answered 400 here).
+    "4XX": {"model": ErrorBody, "description": "other client errors"},
+}

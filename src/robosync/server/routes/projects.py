@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from robosync.errors import InvalidInput
 from robosync.protocol import (
     NDJSON,
+    PROJECT_NAME_PATTERN,
     VERSION_HEADER,
     ErrorBody,
     ProjectCreate,
@@ -17,11 +18,12 @@ from robosync.protocol import (
     ProjectList,
     VersionList,
 )
-from robosync.server.routes.deps import Caller, DbDep
+from robosync.server.routes.deps import AUTH_ERRORS, Caller, DbDep, ProjectId
+from robosync.server.routes.ndjson_docs import changes_response, manifest_response
 from robosync.server.services import projects
 from robosync.server.services.manifests import iter_changes, iter_manifest
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=AUTH_ERRORS)
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody},
     404: {"model": ErrorBody},
@@ -37,7 +39,11 @@ def create_project(body: ProjectCreate, who: Caller, db: DbDep) -> ProjectInfo:
 
 @router.get("", response_model=ProjectList)
 def list_projects(
-    who: Caller, db: DbDep, name: Annotated[str | None, Query()] = None
+    who: Caller,
+    db: DbDep,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=PROJECT_NAME_PATTERN)
+    ] = None,
 ) -> ProjectList:
     """The caller's projects, optionally only the one named ``name``."""
     with db.reading() as session:
@@ -46,14 +52,14 @@ def list_projects(
 
 
 @router.get("/{project_id}", response_model=ProjectInfo, responses=_ERRORS)
-def project_info(project_id: int, who: Caller, db: DbDep) -> ProjectInfo:
+def project_info(project_id: ProjectId, who: Caller, db: DbDep) -> ProjectInfo:
     """Head version, file count and bytes of one project."""
     with db.reading() as session:
         return projects.project_info(projects.get_project(session, who, project_id))
 
 
 @router.get("/{project_id}/versions", response_model=VersionList, responses=_ERRORS)
-def list_versions(project_id: int, who: Caller, db: DbDep) -> VersionList:
+def list_versions(project_id: ProjectId, who: Caller, db: DbDep) -> VersionList:
     """The project's history, newest first."""
     with db.reading() as session:
         project = projects.get_project(session, who, project_id)
@@ -62,10 +68,11 @@ def list_versions(project_id: int, who: Caller, db: DbDep) -> VersionList:
 
 @router.get(
     "/{project_id}/manifest",
-    responses={**_ERRORS, 200: {"content": {NDJSON: {}}, "description": "ManifestEntry lines"}},
+    response_class=Response,
+    responses={**_ERRORS, **manifest_response()},
 )
 def manifest(
-    project_id: int,
+    project_id: ProjectId,
     who: Caller,
     db: DbDep,
     version: Annotated[int | None, Query(ge=0)] = None,
@@ -87,10 +94,11 @@ def manifest(
 
 @router.get(
     "/{project_id}/changes",
-    responses={**_ERRORS, 200: {"content": {NDJSON: {}}, "description": "put/delete lines"}},
+    response_class=Response,
+    responses={**_ERRORS, **changes_response()},
 )
 def changes(
-    project_id: int, who: Caller, db: DbDep, since: Annotated[int, Query(ge=0)]
+    project_id: ProjectId, who: Caller, db: DbDep, since: Annotated[int, Query(ge=0)]
 ) -> StreamingResponse:
     """NDJSON put/delete lines that take version ``since`` to the head."""
     with db.reading() as session:

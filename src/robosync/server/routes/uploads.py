@@ -12,10 +12,10 @@ from robosync.protocol import (
     UploadResponse,
 )
 from robosync.server.limits import InflightCap
-from robosync.server.routes.deps import Caller, DbDep, SettingsDep, StoreDep
+from robosync.server.routes.deps import AUTH_ERRORS, Caller, DbDep, SettingsDep, StoreDep
 from robosync.server.services.uploads import UploadPolicy, complete_uploads, plan_uploads
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=AUTH_ERRORS)
 
 
 @router.post("", response_model=UploadResponse, responses={400: {"model": ErrorBody}})

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from robosync.server.db.models import BLOB_PENDING, BLOB_PRESENT, Blob, utcnow
-from robosync.server.db.queries import one_of
+from robosync.server.db.models import BLOB_DELETING, BLOB_PENDING, BLOB_PRESENT, Blob, utcnow
+from robosync.server.db.queries import key_in
+
+# ``last_used_at`` is refreshed only when older than this, so a blob shared by
+# many commits is not rewritten by each of them (fewer row locks and dead rows).
+# Garbage collection must use a grace period well above it.
+TOUCH_RESOLUTION = timedelta(minutes=10)
 
 
 def blob_key(digest: str) -> str:
@@ -26,7 +32,7 @@ def present_digests(session: Session, digests: Iterable[str]) -> set[str]:
     return set(
         session.scalars(
             select(Blob.digest).where(
-                one_of(session, Blob.digest, wanted), Blob.state == BLOB_PRESENT
+                key_in(session, Blob.digest, wanted), Blob.state == BLOB_PRESENT
             )
         )
     )
@@ -36,8 +42,9 @@ def ensure_pending(session: Session, sizes: dict[str, int]) -> None:
     """Insert a pending row for each digest that has no row yet (race-safe)."""
     if not sizes:
         return
+    now = utcnow()
     rows = [
-        {"digest": d, "size": s, "state": BLOB_PENDING, "created_at": utcnow()}
+        {"digest": d, "size": s, "state": BLOB_PENDING, "created_at": now, "last_used_at": now}
         for d, s in sizes.items()
     ]
     dialect = session.get_bind().dialect.name
@@ -45,7 +52,54 @@ def ensure_pending(session: Session, sizes: dict[str, int]) -> None:
     session.execute(insert(Blob).values(rows).on_conflict_do_nothing(index_elements=["digest"]))
 
 
-def mark_present(session: Session, digest: str, size: int) -> None:
-    """Record that the store holds the verified blob ``digest`` of ``size`` bytes."""
-    ensure_pending(session, {digest: size})
-    session.execute(update(Blob).where(Blob.digest == digest).values(state=BLOB_PRESENT, size=size))
+def blob_generation(session: Session, digest: str) -> datetime | None:
+    """``created_at`` of the digest's row, or ``None`` if it has none or GC is deleting it.
+
+    A completion reads it before it HEADs the object and passes it to
+    :func:`mark_present`: if garbage collection deleted the row (and the object)
+    in between, the new row has another ``created_at`` and the HEAD is stale.
+    """
+    row = session.execute(select(Blob.state, Blob.created_at).where(Blob.digest == digest)).first()
+    if row is None or row.state == BLOB_DELETING:
+        return None
+    return row.created_at
+
+
+def mark_present(
+    session: Session, digest: str, size: int, *, generation: datetime | None = None
+) -> bool:
+    """Record that the store holds the verified blob ``digest`` of ``size`` bytes.
+
+    Never revives a row garbage collection is deleting, nor (with ``generation``)
+    a row other than the one seen before the store was checked; False then.
+    """
+    if generation is None:
+        ensure_pending(session, {digest: size})
+    query = update(Blob).where(Blob.digest == digest, Blob.state != BLOB_DELETING)
+    if generation is not None:
+        query = query.where(Blob.created_at == generation)
+    result = session.execute(query.values(state=BLOB_PRESENT, size=size, last_used_at=utcnow()))
+    return getattr(result, "rowcount", 0) == 1
+
+
+def touch_used(session: Session, digests: Iterable[str]) -> None:
+    """Set ``last_used_at`` to now on these blobs (unless set within :data:`TOUCH_RESOLUTION`).
+
+    Called before a commit's transaction and when an upload plan finds blobs
+    present, so garbage collection (which spares blobs used within its grace
+    period) cannot delete a blob an in-flight commit is about to reference.
+    """
+    wanted = sorted(set(digests))
+    if not wanted:
+        return
+    now = utcnow()
+    stale = now - TOUCH_RESOLUTION
+    session.execute(
+        update(Blob)
+        .where(
+            key_in(session, Blob.digest, wanted),
+            or_(Blob.last_used_at.is_(None), Blob.last_used_at < stale),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )

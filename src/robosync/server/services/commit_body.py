@@ -76,7 +76,7 @@ class _Parser:
         except ValidationError as e:
             raise InvalidInput(
                 f"line {self.line_no}: the first line must be the commit header "
-                "{base_version, message}",
+                f"{{base_version, message}} ({_first_error(e)})",
                 {"line": self.line_no, "errors": _errors(e)},
             ) from e
 
@@ -85,7 +85,7 @@ class _Parser:
             change = _CHANGE.validate_python(obj)
         except ValidationError as e:
             raise InvalidInput(
-                f"line {self.line_no}: not a put or delete line",
+                f"line {self.line_no}: not a put or delete line ({_first_error(e)})",
                 {"line": self.line_no, "errors": _errors(e)},
             ) from e
         reason = path_problem(change.path)
@@ -103,6 +103,12 @@ class _Parser:
             delta.puts[change.path] = (change.digest, change.size)
         else:
             delta.deletes.add(change.path)
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
 
 
 def _errors(e: ValidationError) -> list[dict[str, object]]:

@@ -24,9 +24,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
-from robosync.errors import ConflictError, MissingBlobs, Unprocessable
+from robosync.errors import ConflictError, InvalidInput, MissingBlobs, Unprocessable
 from robosync.paths import case_key
 from robosync.protocol import CommitResult
+from robosync.server import metrics
 from robosync.server.db.engine import Database
 from robosync.server.db.models import (
     BLOB_PRESENT,
@@ -37,8 +38,9 @@ from robosync.server.db.models import (
     Version,
     utcnow,
 )
-from robosync.server.db.queries import one_of
+from robosync.server.db.queries import key_in, one_of
 from robosync.server.services.accounts import Principal
+from robosync.server.services.blobs import touch_used
 from robosync.server.services.commit_body import CommitDelta
 
 IN_BATCH = 1000
@@ -84,9 +86,19 @@ def commit(
         stored = _stored_answer(db, who, project_id, key, delta)
         if stored is not None:
             return stored
-    _check_blobs_present(db, {digest for digest, _ in delta.puts.values()})
+    digests = {digest for digest, _ in delta.puts.values()}
+    # Touched in its own short transaction, before the check: from here garbage
+    # collection spares these blobs for its grace period (see blobs.touch_used).
+    for batch in chunked(sorted(digests), IN_BATCH):
+        with db.writing() as session:
+            touch_used(session, batch)
+    _check_blobs_present(db, digests)
+    _check_put_sizes(db, delta)
     try:
         with db.writing() as session:
+            # Again under a row lock that garbage collection's FOR UPDATE conflicts
+            # with: a blob it chose for deletion after the check above is missing now.
+            _require_present(session, digests, lock=True)
             result = _apply(session, who, project_id, delta)
             answer = StoredAnswer(201, result.model_dump())
             if key is not None:
@@ -100,13 +112,16 @@ def commit(
                         body=json.dumps(answer.body),
                     )
                 )
+        metrics.record_commit(sum(size for _, size in delta.puts.values()))
         return answer
-    except (ConflictError, DbIntegrityError):
+    except (ConflictError, DbIntegrityError) as e:
         # A concurrent attempt with the same key may have won the race.
         if key is not None:
             stored = _stored_answer(db, who, project_id, key, delta)
             if stored is not None:
                 return stored
+        if isinstance(e, ConflictError):
+            metrics.CONFLICTS.inc()
         raise
 
 
@@ -126,22 +141,50 @@ def _stored_answer(
 
 
 def _check_blobs_present(db: Database, digests: set[str]) -> None:
-    missing: list[str] = []
     with db.reading() as session:
-        for batch in chunked(sorted(digests), IN_BATCH):
-            found = set(
-                session.scalars(
-                    select(Blob.digest).where(
-                        one_of(session, Blob.digest, batch), Blob.state == BLOB_PRESENT
-                    )
-                )
-            )
-            missing.extend(d for d in batch if d not in found)
+        _require_present(session, digests)
+
+
+def _require_present(session: Session, digests: set[str], *, lock: bool = False) -> None:
+    """Raise :class:`MissingBlobs` unless every digest's blob is present.
+
+    With ``lock``, the rows found are held FOR KEY SHARE (PostgreSQL) until the
+    transaction ends: garbage collection marks a blob for deletion only under
+    FOR UPDATE, so it cannot take a blob this commit is about to reference.
+    SQLite write transactions exclude each other anyway.
+    """
+    missing: list[str] = []
+    for batch in chunked(sorted(digests), IN_BATCH):
+        query = select(Blob.digest).where(
+            key_in(session, Blob.digest, batch), Blob.state == BLOB_PRESENT
+        )
+        if lock:
+            query = query.with_for_update(read=True, key_share=True)
+        found = set(session.scalars(query))
+        missing.extend(d for d in batch if d not in found)
     if missing:
         raise MissingBlobs(
             f"{len(missing)} blob(s) are not uploaded yet; upload them and commit again",
             {"missing": missing[:MAX_LISTED_MISSING], "missing_count": len(missing)},
         )
+
+
+def _check_put_sizes(db: Database, delta: CommitDelta) -> None:
+    """Refuse a put whose size is not the size of the (present) blob it names."""
+    sizes: dict[str, int] = {}
+    with db.reading() as session:
+        for batch in chunked(sorted({d for d, _ in delta.puts.values()}), IN_BATCH):
+            rows = session.execute(
+                select(Blob.digest, Blob.size).where(key_in(session, Blob.digest, batch))
+            )
+            sizes.update({digest: size for digest, size in rows})
+    for path, (digest, size) in delta.puts.items():
+        if sizes.get(digest, size) != size:
+            raise InvalidInput(
+                f"path {path!r}: size {size} does not match the {sizes[digest]} bytes "
+                f"of blob {digest}",
+                {"path": path, "digest": digest, "size": size, "blob_size": sizes[digest]},
+            )
 
 
 def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta) -> CommitResult:
@@ -178,7 +221,13 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
     _check_case_twins(session, project_id, [p for p, *_ in inserts if p not in live], delta)
 
     for batch in chunked([row.id for row in closing], IN_BATCH):
-        session.execute(update(File).where(one_of(session, File.id, batch)).values(removed_in=new))
+        # project_id first: on PostgreSQL it selects the one partition (and the
+        # (project_id, id) primary key) instead of probing every partition.
+        session.execute(
+            update(File)
+            .where(File.project_id == project_id, one_of(session, File.id, batch))
+            .values(removed_in=new)
+        )
     for rows in chunked(inserts, INSERT_BATCH):
         session.execute(
             insert(File),

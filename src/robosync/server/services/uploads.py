@@ -28,14 +28,26 @@ from robosync.protocol import (
     UploadItem,
     UploadPlan,
 )
+from robosync.server import metrics
 from robosync.server.db.engine import Database
 from robosync.server.db.models import Upload, utcnow
 from robosync.server.limits import InflightCap, count_inflight_uploads
 from robosync.server.services.accounts import Principal
-from robosync.server.services.blobs import blob_key, ensure_pending, mark_present, present_digests
+from robosync.server.services.blobs import (
+    blob_generation,
+    blob_key,
+    ensure_pending,
+    mark_present,
+    present_digests,
+    touch_used,
+)
 from robosync.server.store.base import BlobStore, StoredPart
 
 log = logging.getLogger(__name__)
+
+_GC_BUSY = (
+    "garbage collection deleted this blob while it was being completed; ask POST /v1/uploads again"
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,10 @@ def plan_uploads(
             new_rows.append(row)
     with db.writing() as session:
         ensure_pending(session, {i.digest: i.size for i in items if i.digest not in present})
+        touch_used(session, present)
         session.add_all(new_rows)
+    metrics.record_uploads(metrics.UPLOAD_ALREADY_PRESENT, len(present))
+    metrics.record_uploads(metrics.UPLOAD_PRESIGNED, len(plans) - len(present))
     return [plans[item.digest] for item in items]
 
 
@@ -198,7 +213,11 @@ def complete_uploads(
     db: Database, store: BlobStore, who: Principal, items: list[CompleteItem]
 ) -> list[CompleteResult]:
     """Complete each upload and mark its blob present only if the store proves it."""
-    return [_complete_one(db, store, who, item) for item in items]
+    results = [_complete_one(db, store, who, item) for item in items]
+    failed = sum(1 for r in results if r.status == "failed")
+    metrics.record_uploads(metrics.UPLOAD_COMPLETED, len(results) - failed)
+    metrics.record_uploads(metrics.UPLOAD_FAILED, failed)
+    return results
 
 
 def _complete_one(
@@ -220,8 +239,15 @@ def _complete_one(
             .order_by(Upload.created_at.desc())
             .limit(1)
         )
+        generation = blob_generation(session, item.digest)
     if upload is None:
         return _failed(item, "no upload in progress for this digest; ask POST /v1/uploads again")
+    if generation is None:
+        with db.writing() as session:
+            ensure_pending(session, {item.digest: upload.size})
+            generation = blob_generation(session, item.digest)
+        if generation is None:
+            return _failed(item, _GC_BUSY)
     key = blob_key(item.digest)
     if upload.upload_id is not None:
         problem = _complete_multipart(store, key, upload, item)
@@ -240,7 +266,8 @@ def _complete_one(
         store.delete(key)
         return _failed(item, problem)
     with db.writing() as session:
-        mark_present(session, item.digest, upload.size)
+        if not mark_present(session, item.digest, upload.size, generation=generation):
+            return _failed(item, _GC_BUSY)
         session.execute(
             update(Upload)
             .where(Upload.user_id == who.user_id, Upload.digest == item.digest)

@@ -1,5 +1,8 @@
 """Initial schema: users, tokens, projects, blobs, files, versions, uploads, idempotency keys.
 
+On PostgreSQL ``files`` is hash-partitioned by project_id (32 partitions) and
+``blobs`` by digest (16 partitions); SQLite gets plain tables.
+
 Revision ID: 0001
 Revises: none
 Create Date: 2026-11-25
@@ -15,10 +18,26 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Paths compare by code point: SQLite's BINARY does; PostgreSQL needs "C".
 PATH = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
+# Frozen copy of models.PARTITIONS as of this revision.
+FILES_PARTITIONS = 32
+BLOBS_PARTITIONS = 16
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+def _is_postgresql() -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def _create_hash_partitions(table: str, modulus: int) -> None:
+    for remainder in range(modulus):
+        op.execute(
+            f"CREATE TABLE {table}_p{remainder:02d} PARTITION OF {table} "
+            f"FOR VALUES WITH (MODULUS {modulus}, REMAINDER {remainder})"
+        )
 
 
 def upgrade() -> None:
@@ -29,8 +48,12 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("digest", name=op.f("pk_blobs")),
+        postgresql_partition_by="HASH (digest)",
     )
+    if _is_postgresql():
+        _create_hash_partitions("blobs", BLOBS_PARTITIONS)
     op.create_table(
         "users",
         sa.Column("id", ID, nullable=False),
@@ -104,10 +127,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_uploads_expires_at"), ["expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_uploads_user_id"), ["user_id"], unique=False)
 
+    # A partitioned table's primary key must hold the partition key; SQLite only
+    # assigns ids to a one-column INTEGER PRIMARY KEY.
+    files_key = ("project_id", "id") if _is_postgresql() else ("id",)
     op.create_table(
         "files",
-        sa.Column("id", ID, nullable=False),
         sa.Column("project_id", ID, nullable=False),
+        sa.Column("id", ID, nullable=False, autoincrement=True),
         sa.Column("path", PATH, nullable=False),
         sa.Column("path_key", PATH, nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
@@ -120,8 +146,11 @@ def upgrade() -> None:
             name=op.f("fk_files_project_id_projects"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_files")),
+        sa.PrimaryKeyConstraint(*files_key, name=op.f("pk_files")),
+        postgresql_partition_by="HASH (project_id)",
     )
+    if _is_postgresql():
+        _create_hash_partitions("files", FILES_PARTITIONS)
     with op.batch_alter_table("files", schema=None) as batch_op:
         batch_op.create_index(
             "ix_files_project_added", ["project_id", "added_in", "id"], unique=False

@@ -1,0 +1,374 @@
+"""Garbage collection: version retention, expired uploads, and unreferenced blobs.
+
+A blob is garbage when no ``files`` row (of any version of any project)
+names its digest and it was neither created nor used (``last_used_at``: an
+upload plan found it present, or a commit named it) within the grace period.
+Deleting it races with robots that are about to commit it, so it goes in three
+steps, none of which holds a lock across a call to the object store:
+
+1. In one transaction, lock the candidate rows (``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL: never wait for a commit, skip what a commit holds), check again
+   that no ``files`` row names them and that they are still old, and set their
+   state to ``deleting``.
+2. Delete the objects.
+3. Delete the rows still in state ``deleting``.
+
+The commit path holds the rows of the blobs it references ``FOR KEY SHARE``
+and requires state ``present`` inside its compare-and-swap transaction, so a
+commit either finished before step 1 (its ``files`` rows are seen, the blob
+is kept) or finds the blob missing (422, the robot uploads it again). An upload
+completion never turns a ``deleting`` row (or a row re-created after step 3)
+present, so an object deleted in step 2 is never recorded as present. A
+collector that dies between steps leaves ``deleting`` rows; the next run
+finishes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from robosync.server.db.engine import Database
+from robosync.server.db.models import (
+    BLOB_DELETING,
+    BLOB_PENDING,
+    BLOB_PRESENT,
+    Blob,
+    File,
+    Project,
+    Upload,
+    Version,
+    utcnow,
+)
+from robosync.server.db.queries import one_of
+from robosync.server.services.blobs import blob_key
+from robosync.server.services.commits import chunked
+from robosync.server.store.base import BlobStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+DEFAULT_GRACE = timedelta(hours=24)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"30m"``, ``"24h"``, ``"7d"``, ``"2w"`` or plain seconds as a timedelta."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: write it like 90s, 30m, 24h or 7d")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class GcPolicy:
+    """What a collection may delete.
+
+    Versions: all are kept unless ``keep_versions`` (the newest N of each
+    project) or ``older_than`` (versions created within that age) is given; a
+    version is kept if either rule keeps it, and the head always is.
+    """
+
+    grace: timedelta = DEFAULT_GRACE
+    keep_versions: int | None = None
+    older_than: timedelta | None = None
+    dry_run: bool = False
+
+
+@dataclass
+class GcReport:
+    """What was (or, in a dry run, would be) deleted."""
+
+    versions_pruned: int = 0
+    file_rows_deleted: int = 0
+    uploads_aborted: int = 0
+    upload_rows_deleted: int = 0
+    blobs_deleted: int = 0
+    bytes_deleted: int = 0
+    blobs_failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def collect_garbage(
+    db: Database, store: BlobStore, policy: GcPolicy, now: datetime | None = None
+) -> GcReport:
+    """Apply version retention, abort expired uploads, delete unreferenced old blobs."""
+    now = now or utcnow()
+    report = GcReport()
+    if policy.keep_versions is not None or policy.older_than is not None:
+        prune_versions(db, policy, now, report)
+    abandoned = abort_expired_uploads(db, store, now, policy.dry_run, report)
+    delete_unreferenced_blobs(db, store, now - policy.grace, now, policy.dry_run, report)
+    if abandoned and not policy.dry_run:
+        # Pending rows whose only upload just expired are garbage whatever their age.
+        for batch in chunked(sorted(abandoned), BATCH):
+            _delete_blobs(db, store, batch, None, now, report)
+    return report
+
+
+# -- version retention ---------------------------------------------------------
+
+
+def prune_versions(db: Database, policy: GcPolicy, now: datetime, report: GcReport) -> None:
+    """Delete versions no rule keeps, and the ``files`` rows live only in them."""
+    after = 0
+    while True:
+        with db.reading() as session:
+            projects = session.execute(
+                select(Project.id, Project.head_version)
+                .where(Project.id > after)
+                .order_by(Project.id)
+                .limit(BATCH)
+            ).all()
+        if not projects:
+            return
+        after = projects[-1].id
+        for project_id, head in projects:
+            _prune_project(db, project_id, head, policy, now, report)
+
+
+def _oldest_retained(
+    session: Session, project_id: int, head: int, policy: GcPolicy, now: datetime
+) -> int:
+    """The oldest version kept: every version from it to the head stays."""
+    keeps = []
+    if policy.keep_versions is not None:
+        keeps.append(max(0, head - policy.keep_versions + 1))
+    if policy.older_than is not None:
+        first_young = session.scalar(
+            select(func.min(Version.number)).where(
+                Version.project_id == project_id, Version.created_at >= now - policy.older_than
+            )
+        )
+        keeps.append(head if first_young is None else min(first_young, head))
+    return min(keeps, default=0)
+
+
+def _prune_project(
+    db: Database, project_id: int, head: int, policy: GcPolicy, now: datetime, report: GcReport
+) -> None:
+    with db.writing() if not policy.dry_run else db.reading() as session:
+        keep_from = _oldest_retained(session, project_id, head, policy, now)
+        old_versions = and_(Version.project_id == project_id, Version.number < keep_from)
+        # A row is live in some kept version unless it was removed at or before keep_from.
+        dead_rows = and_(
+            File.project_id == project_id,
+            File.removed_in.is_not(None),
+            File.removed_in <= keep_from,
+        )
+        versions = session.scalar(select(func.count()).select_from(Version).where(old_versions))
+        if not versions:
+            return
+        rows = session.scalar(select(func.count()).select_from(File).where(dead_rows)) or 0
+        if not policy.dry_run:
+            session.execute(delete(Version).where(old_versions))
+            session.execute(delete(File).where(dead_rows))
+    report.versions_pruned += versions
+    report.file_rows_deleted += rows
+    log.info(
+        "project %s: versions before %s pruned (%s versions, %s file rows)",
+        project_id,
+        keep_from,
+        versions,
+        rows,
+    )
+
+
+# -- expired uploads -----------------------------------------------------------
+
+
+def abort_expired_uploads(
+    db: Database, store: BlobStore, now: datetime, dry_run: bool, report: GcReport
+) -> set[str]:
+    """Abort unfinished uploads past ``expires_at`` and delete expired upload rows.
+
+    Returns the digests whose unfinished upload expired (their pending blob
+    rows are garbage unless another upload is open).
+    """
+    abandoned: set[str] = set()
+    after = 0
+    while True:
+        with db.reading() as session:
+            rows = session.execute(
+                select(Upload.id, Upload.digest, Upload.upload_id, Upload.completed_at)
+                .where(Upload.expires_at < now, Upload.id > after)
+                .order_by(Upload.id)
+                .limit(BATCH)
+            ).all()
+        if not rows:
+            return abandoned
+        after = rows[-1].id
+        done: list[int] = []
+        for row in rows:
+            if row.completed_at is None:
+                abandoned.add(row.digest)
+                if row.upload_id is not None:
+                    if not dry_run and not _abort(store, row.digest, row.upload_id):
+                        continue  # kept: the next run tries again
+                    report.uploads_aborted += 1
+            done.append(row.id)
+        if not dry_run:
+            with db.writing() as session:
+                session.execute(delete(Upload).where(one_of(session, Upload.id, done)))
+        report.upload_rows_deleted += len(done)
+
+
+def _abort(store: BlobStore, digest: str, upload_id: str) -> bool:
+    try:
+        store.abort_multipart(blob_key(digest), upload_id)
+    except Exception as e:
+        log.warning("could not abort upload %s of %s: %s", upload_id, digest, e)
+        return False
+    return True
+
+
+# -- unreferenced blobs --------------------------------------------------------
+
+
+def _open_upload(now: datetime) -> Any:
+    return exists().where(
+        Upload.digest == Blob.digest, Upload.completed_at.is_(None), Upload.expires_at > now
+    )
+
+
+def delete_unreferenced_blobs(
+    db: Database,
+    store: BlobStore,
+    cutoff: datetime,
+    now: datetime,
+    dry_run: bool,
+    report: GcReport,
+) -> None:
+    """Delete (or count) blobs no ``files`` row names that were not used since ``cutoff``."""
+    old = and_(
+        Blob.created_at < cutoff, or_(Blob.last_used_at.is_(None), Blob.last_used_at < cutoff)
+    )
+    candidates = (
+        select(Blob.digest, Blob.size)
+        .where(
+            or_(
+                Blob.state == BLOB_DELETING,
+                and_(old, Blob.state == BLOB_PRESENT),
+                and_(old, Blob.state == BLOB_PENDING, ~_open_upload(now)),
+            ),
+            ~exists().where(File.digest == Blob.digest),
+        )
+        .execution_options(yield_per=BATCH)
+    )
+    with db.reading() as session:
+        # One streaming query (one anti-join), each batch decided in its own transaction.
+        for part in session.execute(candidates).partitions():
+            if dry_run:
+                report.blobs_deleted += len(part)
+                report.bytes_deleted += sum(size for _, size in part)
+            else:
+                _delete_blobs(db, store, [d for d, _ in part], cutoff, now, report)
+
+
+def _delete_blobs(
+    db: Database,
+    store: BlobStore,
+    digests: Sequence[str],
+    cutoff: datetime | None,
+    now: datetime,
+    report: GcReport,
+) -> None:
+    """The three steps for a batch; ``cutoff`` None: pending rows need not be old."""
+    chosen = _mark_deleting(db, digests, cutoff, now)
+    deleted: list[str] = []
+    for digest, size in chosen:
+        try:
+            store.delete(blob_key(digest))
+        except Exception as e:
+            log.warning("could not delete blob %s from the store: %s", digest, e)
+            report.blobs_failed += 1
+            continue
+        deleted.append(digest)
+        report.blobs_deleted += 1
+        report.bytes_deleted += size
+    if deleted:
+        with db.writing() as session:
+            session.execute(
+                delete(Blob).where(
+                    one_of(session, Blob.digest, deleted), Blob.state == BLOB_DELETING
+                )
+            )
+
+
+def _mark_deleting(
+    db: Database, digests: Sequence[str], cutoff: datetime | None, now: datetime
+) -> list[tuple[str, int]]:
+    """Lock, re-check and mark ``deleting`` the blobs still collectable; ``(digest, size)``."""
+    with db.writing() as session:
+        rows = session.execute(
+            select(Blob.digest, Blob.size, Blob.state, Blob.created_at, Blob.last_used_at)
+            .where(one_of(session, Blob.digest, list(digests)))
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        names = [r.digest for r in rows]
+        # Separate statements after the lock: on PostgreSQL each sees every commit
+        # that finished before the lock was taken.
+        referenced = _digests_in(session, select(File.digest).distinct(), File.digest, names)
+        uploading = _digests_in(
+            session,
+            select(Upload.digest).where(Upload.completed_at.is_(None), Upload.expires_at > now),
+            Upload.digest,
+            names,
+        )
+        chosen = [
+            (r.digest, r.size)
+            for r in rows
+            if r.digest not in referenced and _collectable(r, cutoff, r.digest in uploading)
+        ]
+        if chosen:
+            session.execute(
+                update(Blob)
+                .where(one_of(session, Blob.digest, [d for d, _ in chosen]))
+                .values(state=BLOB_DELETING)
+            )
+    return chosen
+
+
+def _digests_in(session: Session, query: Any, column: Any, digests: Iterable[str]) -> set[str]:
+    return set(session.scalars(query.where(one_of(session, column, list(digests)))))
+
+
+def _collectable(row: Any, cutoff: datetime | None, uploading: bool) -> bool:
+    if row.state == BLOB_DELETING:
+        return True
+    if row.state == BLOB_PENDING and uploading:
+        return False
+    if cutoff is None:
+        return bool(row.state == BLOB_PENDING)
+    used = row.last_used_at
+    return bool(row.created_at < cutoff and (used is None or used < cutoff))
+
+
+def describe(report: GcReport, dry_run: bool) -> list[str]:
+    """Human-readable lines of a report."""
+    verb = "would delete" if dry_run else "deleted"
+    return [
+        f"versions: {verb} {report.versions_pruned} "
+        f"(and {report.file_rows_deleted} file rows live only in them)",
+        f"uploads: {'would abort' if dry_run else 'aborted'} {report.uploads_aborted} expired; "
+        f"{verb} {report.upload_rows_deleted} expired upload rows",
+        f"blobs: {verb} {report.blobs_deleted} ({report.bytes_deleted} bytes)"
+        + (
+            f"; {report.blobs_failed} could not be deleted, retried next run"
+            if report.blobs_failed
+            else ""
+        ),
+    ]
