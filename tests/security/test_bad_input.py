@@ -139,7 +139,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Robot]:
     env = {
         "ROBOSYNC_MAX_BODY_BYTES": "4096",
         "ROBOSYNC_MAX_LINE_BYTES": "256",
-        "ROBOSYNC_MAX_COMMIT_LINES": "3",
+        "ROBOSYNC_MAX_COMMIT_LINES": "100",
     }
     server: ServerProcess = start_server(tmp_path_factory.mktemp("capped"), env)
     robot = robot_of(server, "capped")
@@ -154,7 +154,7 @@ def _deletes(count: int, width: int = 20) -> bytes:
 
 def test_commit_body_over_the_cap_is_413_naming_the_cap(capped: Robot) -> None:
     project = capped.new_project("caps")
-    body = HEADER + _deletes(80)  # lines under the line cap, 4 KiB+ in all
+    body = HEADER + _deletes(99)  # under the line caps, over 4 KiB in all
     assert len(body) > 4096
     err = _error(capped.http.post(f"/v1/projects/{project}/commits", content=body), 413)
     assert err["code"] == "too_large"
@@ -172,10 +172,10 @@ def test_commit_line_over_the_cap_is_413_naming_the_line(capped: Robot) -> None:
 
 def test_commit_with_more_lines_than_the_cap_is_413_saying_split_it(capped: Robot) -> None:
     project = capped.new_project("caps")
-    r = capped.http.post(f"/v1/projects/{project}/commits", content=HEADER + _deletes(4))
+    r = capped.http.post(f"/v1/projects/{project}/commits", content=HEADER + _deletes(101, 3))
     err = _error(r, 413)
-    assert "at most 3 lines" in str(err["message"])
-    ok = capped.http.post(f"/v1/projects/{project}/commits", content=HEADER + _deletes(3))
+    assert "at most 100 lines" in str(err["message"])
+    ok = capped.http.post(f"/v1/projects/{project}/commits", content=HEADER + _deletes(100, 3))
     assert ok.status_code == 201, ok.text
 
 

@@ -222,6 +222,8 @@ class File(Base):
         ),
         # Downloads: is this digest in this project (any version)?
         Index("ix_files_project_digest", "project_id", "digest"),
+        # Garbage collection: does any project reference this digest?
+        Index("ix_files_digest", "digest"),
         {"postgresql_partition_by": "HASH (project_id)"},
     )
 

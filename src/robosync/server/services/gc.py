@@ -47,7 +47,7 @@ from robosync.server.db.models import (
     Version,
     utcnow,
 )
-from robosync.server.db.queries import one_of
+from robosync.server.db.queries import key_in, one_of
 from robosync.server.services.blobs import blob_key
 from robosync.server.services.commits import chunked
 from robosync.server.store.base import BlobStore
@@ -301,7 +301,7 @@ def _delete_blobs(
         with db.writing() as session:
             session.execute(
                 delete(Blob).where(
-                    one_of(session, Blob.digest, deleted), Blob.state == BLOB_DELETING
+                    key_in(session, Blob.digest, deleted), Blob.state == BLOB_DELETING
                 )
             )
 
@@ -313,7 +313,7 @@ def _mark_deleting(
     with db.writing() as session:
         rows = session.execute(
             select(Blob.digest, Blob.size, Blob.state, Blob.created_at, Blob.last_used_at)
-            .where(one_of(session, Blob.digest, list(digests)))
+            .where(key_in(session, Blob.digest, list(digests)))
             .with_for_update(skip_locked=True)
         ).all()
         if not rows:
@@ -336,7 +336,7 @@ def _mark_deleting(
         if chosen:
             session.execute(
                 update(Blob)
-                .where(one_of(session, Blob.digest, [d for d, _ in chosen]))
+                .where(key_in(session, Blob.digest, [d for d, _ in chosen]))
                 .values(state=BLOB_DELETING)
             )
     return chosen

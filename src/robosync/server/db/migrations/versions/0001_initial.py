@@ -156,6 +156,7 @@ def upgrade() -> None:
             "ix_files_project_added", ["project_id", "added_in", "id"], unique=False
         )
         batch_op.create_index("ix_files_project_digest", ["project_id", "digest"], unique=False)
+        batch_op.create_index("ix_files_digest", ["digest"], unique=False)
         batch_op.create_index("ix_files_project_path", ["project_id", "path"], unique=False)
         batch_op.create_index(
             "ix_files_project_removed",
@@ -245,6 +246,7 @@ def downgrade() -> None:
         )
         batch_op.drop_index("ix_files_project_path")
         batch_op.drop_index("ix_files_project_digest")
+        batch_op.drop_index("ix_files_digest")
         batch_op.drop_index("ix_files_project_added")
 
     op.drop_table("files")
