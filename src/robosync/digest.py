@@ -156,7 +156,7 @@ class BlockVerifier:
         self._hashes: list[bytes] = []
         self.received = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         """Account for the next ``data`` bytes of the blob."""
         view = memoryview(data)
         self.received += len(view)

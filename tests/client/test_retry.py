@@ -33,7 +33,7 @@ def test_retry_after_is_honoured():
     slept: list[float] = []
     fn, _ = flaky([RateLimited("slow down", {"http_status": 429, "retry_after": 7})])
     Retrying(sleep=slept.append).call(fn)
-    assert slept == [7.0]
+    assert len(slept) == 1 and 7.0 <= slept[0] <= 7.0 * 1.25
 
 
 def test_permanent_errors_are_not_retried():
@@ -50,8 +50,34 @@ def test_attempts_are_bounded():
     assert len(calls) == 4
 
 
-def test_backoff_is_full_jitter_and_capped():
+def test_backoff_is_jittered_and_capped():
     r = Retrying(base_delay=1.0, max_delay=5.0)
     delays = [r.delay(attempt, None) for attempt in range(1, 12) for _ in range(20)]
     assert all(0 <= d <= 5.0 for d in delays)
     assert max(r.delay(1, None) for _ in range(50)) <= 1.0
+    assert len({r.delay(3, None) for _ in range(20)}) > 1
+
+
+def test_retries_span_a_server_restart():
+    # Seven attempts must not all be spent within the seconds a restart takes.
+    slept: list[float] = []
+    fn, _ = flaky([httpx.ConnectError("down") for _ in range(10)])
+    with pytest.raises(httpx.ConnectError):
+        Retrying(sleep=slept.append).call(fn)
+    assert sum(slept) >= 15
+
+
+def test_rate_limited_answers_do_not_use_up_the_attempts():
+    slept: list[float] = []
+    refusals = [RateLimited("busy", {"http_status": 429, "retry_after": 2}) for _ in range(20)]
+    fn, calls = flaky(refusals)
+    assert Retrying(attempts=3, sleep=slept.append).call(fn) == "ok"
+    assert len(calls) == 21
+
+
+def test_waiting_on_rate_limits_is_bounded_in_time():
+    slept: list[float] = []
+    fn, _ = flaky([RateLimited("busy", {"http_status": 429, "retry_after": 10}) for _ in range(99)])
+    with pytest.raises(RateLimited):
+        Retrying(rate_limited_wait=60, sleep=slept.append).call(fn)
+    assert 40 <= sum(slept) <= 60

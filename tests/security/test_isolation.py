@@ -49,7 +49,7 @@ PROJECT_PROBES: dict[tuple[str, str], Probe] = {
 USER_ROUTES = {
     ("GET", "/v1/projects"): "test_project_list_and_names_are_per_user",
     ("POST", "/v1/projects"): "test_project_list_and_names_are_per_user",
-    ("POST", "/v1/uploads"): "test_dedup_answers_present_but_never_lends_the_blob",
+    ("POST", "/v1/uploads"): "test_dedup_never_answers_present_for_another_users_blob",
     ("POST", "/v1/uploads/complete"): "test_another_users_upload_cannot_be_completed",
 }
 
@@ -145,17 +145,18 @@ def test_project_list_and_names_are_per_user(
     )
 
 
-def test_dedup_answers_present_but_never_lends_the_blob(
+def test_dedup_never_answers_present_for_another_users_blob(
     owner: Robot, intruder: Robot, victim_project: dict[str, Any]
 ) -> None:
     data = os.urandom(80)
     blob = owner.upload(data)
     assert owner.commit(victim_project["id"], 1, [put("b.jpg", blob)]).status_code in (201, 409)
-    # Global dedup: the intruder learns that some project holds these bytes...
+    assert owner.plan([blob])[0]["status"] == "present"  # dedup for the owner
+    # The intruder must prove the bytes: an upload, and never to the blob's own key.
     (plan,) = intruder.plan([blob])
-    assert plan["status"] == "present"
-    assert plan["parts"] == []
-    # ...but cannot get a URL for them through a project of its own,
+    assert plan["status"] == "upload"
+    assert f"blobs/{blob.digest}" not in plan["parts"][0]["url"]
+    # No URL for the blob through a project of its own,
     own = intruder.new_project("own")
     r = intruder.http.post(f"/v1/projects/{own}/downloads", json={"digests": [blob.digest]})
     assert r.status_code == 404
@@ -179,13 +180,16 @@ def test_another_users_upload_cannot_be_completed(owner: Robot, intruder: Robot)
     assert owner.complete(plan, parts)["status"] == "present"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/OPERATIONS.md): a commit may name any present digest, so a user "
-    "who learns a digest and size can commit it and then download the bytes",
-)
 def test_knowing_a_digest_is_not_enough_to_read_the_blob(owner: Robot, intruder: Robot) -> None:
     blob = owner.upload(os.urandom(90))
     own = intruder.new_project("claim")
     claimed = intruder.commit(own, 0, [put("stolen.jpg", blob)])
     assert claimed.status_code == 422, "a digest the intruder never uploaded was accepted"
+    # Answered exactly like a blob nobody stored: nothing says the digest exists.
+    unknown = digest_bytes(os.urandom(90))
+    never = intruder.commit(own, 0, [put("stolen.jpg", unknown)])
+    assert never.status_code == 422
+    assert claimed.json()["error"]["details"]["missing"] == [blob.digest]
+    assert claimed.text.replace(blob.digest, "<d>") == never.text.replace(unknown.digest, "<d>")
+    r = intruder.http.post(f"/v1/projects/{own}/downloads", json={"digests": [blob.digest]})
+    assert r.status_code == 404

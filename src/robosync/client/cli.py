@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import sqlite3
 import sys
 import threading
 import time
@@ -385,7 +387,20 @@ _HINTS: list[tuple[type[RobosyncError], str]] = [
 ]
 
 
+def _disk_full(e: BaseException) -> bool:
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # SQLite says it in words (SQLITE_FULL), for the folder's index.
+    return isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e)
+
+
 def _error_line(e: BaseException) -> str:
+    if _disk_full(e):
+        where = f" at {e.filename}" if isinstance(e, OSError) and e.filename else ""
+        return (
+            f"the disk is full{where} ({e}); free some space and run the command again "
+            "(no file is left half-written; files already written are kept)"
+        )
     if isinstance(e, RobosyncError):
         for cls, hint in _HINTS:
             if isinstance(e, cls) and "robosync " not in e.message:

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
+
 from robosync.client.api import Api
 from robosync.client.index import (
     DIRNAME,
@@ -52,13 +54,18 @@ from robosync.errors import (
     AlreadyExists,
     ConflictError,
     InvalidInput,
+    MissingBlobs,
     NotFound,
     RobosyncError,
+    Unavailable,
 )
 from robosync.paths import normalize_path, validate_path
 from robosync.protocol import DeleteOp, ProjectInfo, PutOp, VersionInfo
 
 COMMIT_ATTEMPTS = 10
+# Rounds of re-uploading blobs a commit found missing (deleted by garbage
+# collection or an operator between upload and commit) before giving up.
+REUPLOAD_ROUNDS = 3
 META_SUFFIX = ".meta.json"
 
 
@@ -381,12 +388,32 @@ class Project:
             transfer = Transfer(self.api, jobs=jobs, progress=progress)
             try:
                 uploaded: set[str] = set()
-                self._upload(transfer, changes, uploaded)
-                self._commit_with_merges(transfer, changes, uploaded, policy, message, result)
+                with self._naming_the_store():
+                    self._upload(transfer, changes, uploaded)
+                    self._commit_with_merges(transfer, changes, uploaded, policy, message, result)
             finally:
                 transfer.close()
                 self._copy_stats(transfer.stats, result)
             return result
+
+    @contextmanager
+    def _naming_the_store(self) -> Iterator[None]:
+        """Say "object store", not "server", when the store is what cannot be reached."""
+        try:
+            yield
+        except httpx.TransportError as e:
+            try:
+                url = e.request.url
+            except RuntimeError:
+                raise e from None
+            api = httpx.URL(self.api.server)
+            if (url.scheme, url.host, url.port) == (api.scheme, api.host, api.port):
+                raise
+            where = f"{url.scheme}://{url.netloc.decode()}"
+            raise Unavailable(
+                f"cannot reach the object store at {where} ({str(e) or type(e).__name__}); "
+                "what was uploaded is kept: run `robosync push` again when it is back"
+            ) from e
 
     def _upload(
         self, transfer: Transfer, changes: Mapping[str, Change], uploaded: set[str]
@@ -414,6 +441,7 @@ class Project:
         result: PushResult,
     ) -> None:
         rng = random.Random()
+        reuploads = 0
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             result.commit_attempts = attempt
             # One key per attempt-set: the retry wrapper resends this same commit
@@ -439,6 +467,12 @@ class Project:
                 self._upload(transfer, changes, uploaded)
                 time.sleep(rng.uniform(0, min(2.0, 0.05 * 2**attempt)))
                 continue
+            except MissingBlobs as e:
+                reuploads += 1
+                if reuploads > REUPLOAD_ROUNDS:
+                    raise
+                self._reupload_missing(transfer, changes, uploaded, e)
+                continue
             with self.index.transaction():
                 self.index.apply_to_base(changes.items())
                 self.index.base_version = committed.version
@@ -449,6 +483,23 @@ class Project:
             f"the project kept moving: gave up after {COMMIT_ATTEMPTS} commit attempts; "
             "run push again",
             {"head_version": self.index.base_version},
+        )
+
+    def _reupload_missing(
+        self,
+        transfer: Transfer,
+        changes: Mapping[str, Change],
+        uploaded: set[str],
+        err: MissingBlobs,
+    ) -> None:
+        """Upload again the blobs a commit was refused for (the server lost them meanwhile)."""
+        listed = {str(d) for d in err.details.get("missing", [])}
+        complete_list = int(err.details.get("missing_count", len(listed))) <= len(listed)
+        digests = {c.digest for c in changes.values() if c is not None}
+        missing = listed & digests if listed and complete_list else digests
+        uploaded.difference_update(missing)
+        self._upload(
+            transfer, {p: c for p, c in changes.items() if c and c.digest in missing}, uploaded
         )
 
     @staticmethod

@@ -1,9 +1,12 @@
 """The one retry wrapper of the client: every API call and every transfer goes through it.
 
-Transient failures (connection errors, timeouts, HTTP 429, 500, 502, 503, 504)
-are retried with exponential backoff and full jitter, bounded in attempts;
-``Retry-After`` from the server wins over the computed delay. Anything else
-(a 4xx that says what is wrong) is raised at once.
+Transient failures (connection errors, timeouts, HTTP 408, 500, 502, 503, 504)
+are retried with exponential backoff and jitter, bounded in attempts. A 429
+("over your limit, come back later") is not a failure of the request: it is
+retried after the server's ``Retry-After`` (plus jitter, so robots refused
+together do not all come back in the same instant), bounded by a total
+waiting time instead of a number of attempts. Anything else (a 4xx that says
+what is wrong) is raised at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from robosync.errors import RobosyncError
 
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RATE_LIMITED_STATUS = 429
 log = logging.getLogger("robosync.client")
 
 
@@ -50,31 +54,60 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, RobosyncError) and transient_status(err) is not None
 
 
+def is_rate_limited(err: BaseException) -> bool:
+    """Whether ``err`` is a 429: the server asks to come back later."""
+    return isinstance(err, RobosyncError) and transient_status(err) == RATE_LIMITED_STATUS
+
+
 @dataclass
 class Retrying:
-    """Call a function until it succeeds, a permanent error occurs, or attempts run out."""
+    """Call a function until it succeeds, a permanent error occurs, or patience runs out.
+
+    ``attempts`` bounds the calls spent on failures (connection errors, 5xx);
+    ``rate_limited_wait`` bounds the seconds spent waiting on 429 answers.
+    """
 
     attempts: int = 7
     base_delay: float = 0.5
     max_delay: float = 30.0
+    rate_limited_wait: float = 600.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before attempt ``attempt + 1`` (full jitter, capped)."""
+        """Seconds to wait before attempt ``attempt + 1``.
+
+        With ``retry_after`` it is that, plus up to a quarter more; else "equal
+        jitter": half the exponential step plus a random share of the other
+        half. Full jitter could spend every attempt within a second, before a
+        restarting server is back; this way 7 attempts span at least ~15 s.
+        """
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay * 4)
-        return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+            wait = min(max(retry_after, 0.0), self.max_delay * 4)
+            return wait + self.rng.uniform(0, max(wait, 0.4) / 4)
+        step = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return step / 2 + self.rng.uniform(0, step / 2)
 
     def call(self, fn: Callable[[], T], what: str = "request") -> T:
         """Run ``fn`` with retries on transient errors."""
-        for attempt in range(1, self.attempts + 1):
+        failures = refusals = 0
+        waited = 0.0
+        while True:
             try:
                 return fn()
             except Exception as e:
-                if attempt == self.attempts or not is_transient(e):
+                if not is_transient(e):
                     raise
-                pause = self.delay(attempt, retry_after_of(e))
-                log.debug("%s failed (%s); retry %d in %.2fs", what, e, attempt, pause)
+                if is_rate_limited(e):
+                    refusals += 1
+                    pause = self.delay(min(refusals, 8), retry_after_of(e))
+                    if waited + pause > self.rate_limited_wait:
+                        raise
+                    waited += pause
+                else:
+                    failures += 1
+                    if failures >= self.attempts:
+                        raise
+                    pause = self.delay(failures, retry_after_of(e))
+                log.debug("%s failed (%s); retry in %.2fs", what, e, pause)
                 self.sleep(pause)
-        raise AssertionError("unreachable")

@@ -76,7 +76,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.db = db or Database(settings.effective_database_url)
     store = build_store(settings)
     app.state.store = store
-    app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit, settings.redis_url, key_prefix=settings.redis_key_prefix
+    )
     install_error_handlers(app)
     metrics.count_rate_limited(app)
     app.add_middleware(RequestLogMiddleware)

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL for rate-limit state shared by replicas (default in-process)",
     )
+    redis_key_prefix: str = Field(
+        default="robosync",
+        min_length=1,
+        description="prefix of the Redis keys, to share one Redis between deployments",
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines as JSON objects (json) or readable text (text)"
     )

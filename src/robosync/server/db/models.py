@@ -42,7 +42,9 @@ BLOB_DELETING = "deleting"
 # (every version's rows; 150 million live rows at the design maximum, ~4.7 million
 # per partition with 32); ``blobs`` rows are narrower and one per digest (~120
 # million at the maximum, ~7.5 million per partition with 16).
-PARTITIONS = {"files": 32, "blobs": 16}
+# ``possessions`` (one row per user and digest that user proved to hold) is
+# partitioned by user, since every lookup names one user.
+PARTITIONS = {"files": 32, "blobs": 16, "possessions": 16}
 
 
 def partition_name(table: str, remainder: int) -> str:
@@ -253,6 +255,9 @@ class Upload(Base):
     digest: Mapped[str] = mapped_column(String(64), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     upload_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # None: single PUT
+    # Set for a proof-of-possession upload (the blob is already stored): the
+    # staging key (``proofs/<token>``) the caller uploads to instead of the blob's key.
+    staging_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)
     parts: Mapped[int] = mapped_column(Integer)
     # Block SHA-256s, hex, concatenated: needed to complete the multipart upload.
@@ -260,6 +265,29 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Possession(Base):
+    """A user proved, by a verified upload, to hold the bytes of a digest.
+
+    A blob is ``present`` for a user only if the user possesses it (this row,
+    or a ``files`` row of one of the user's projects): knowing a digest is not
+    enough to commit, and so to read, a blob. On PostgreSQL hash-partitioned
+    by user (see :data:`PARTITIONS`).
+    """
+
+    __tablename__ = "possessions"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    __table_args__ = (
+        # Garbage collection drops the possessions of the blobs it deletes.
+        Index("ix_possessions_digest", "digest"),
+        {"postgresql_partition_by": "HASH (user_id)"},
+    )
 
 
 class IdempotencyKey(Base):

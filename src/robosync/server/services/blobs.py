@@ -17,6 +17,7 @@ from robosync.server.db.queries import key_in
 # many commits is not rewritten by each of them (fewer row locks and dead rows).
 # Garbage collection must use a grace period well above it.
 TOUCH_RESOLUTION = timedelta(minutes=10)
+IN_BATCH = 1000
 
 
 def blob_key(digest: str) -> str:
@@ -24,18 +25,22 @@ def blob_key(digest: str) -> str:
     return f"blobs/{digest}"
 
 
-def present_digests(session: Session, digests: Iterable[str]) -> set[str]:
-    """The subset of ``digests`` whose blob is present."""
-    wanted = list(set(digests))
-    if not wanted:
-        return set()
-    return set(
-        session.scalars(
-            select(Blob.digest).where(
-                key_in(session, Blob.digest, wanted), Blob.state == BLOB_PRESENT
-            )
+def present_digests(session: Session, digests: Iterable[str], *, lock: bool = False) -> set[str]:
+    """The subset of ``digests`` whose blob is present (globally: see ``possession.py``).
+
+    With ``lock`` the rows are held FOR KEY SHARE (PostgreSQL) until the
+    transaction ends, so garbage collection cannot choose them meanwhile.
+    """
+    wanted = sorted(set(digests))
+    found: set[str] = set()
+    for i in range(0, len(wanted), IN_BATCH):
+        query = select(Blob.digest).where(
+            key_in(session, Blob.digest, wanted[i : i + IN_BATCH]), Blob.state == BLOB_PRESENT
         )
-    )
+        if lock:
+            query = query.with_for_update(read=True, key_share=True)
+        found.update(session.scalars(query))
+    return found
 
 
 def ensure_pending(session: Session, sizes: dict[str, int]) -> None:
@@ -63,6 +68,71 @@ def blob_generation(session: Session, digest: str) -> datetime | None:
     if row is None or row.state == BLOB_DELETING:
         return None
     return row.created_at
+
+
+def blob_generations(session: Session, digests: Iterable[str]) -> dict[str, datetime]:
+    """:func:`blob_generation` of many digests at once (those with a live row)."""
+    wanted = sorted(set(digests))
+    found: dict[str, datetime] = {}
+    for i in range(0, len(wanted), IN_BATCH):
+        rows = session.execute(
+            select(Blob.digest, Blob.state, Blob.created_at).where(
+                key_in(session, Blob.digest, wanted[i : i + IN_BATCH])
+            )
+        )
+        found.update({r.digest: r.created_at for r in rows if r.state != BLOB_DELETING})
+    return found
+
+
+def mark_present_many(
+    session: Session,
+    blobs: dict[str, tuple[int, datetime | None]],
+    *,
+    only_pending: bool = False,
+) -> set[str]:
+    """:func:`mark_present` for ``{digest: (verified size, generation)}``; the digests marked.
+
+    Locks the rows in digest order first (PostgreSQL), so concurrent batches
+    never deadlock. With ``only_pending``, a row another upload already made
+    present is left alone (and not returned).
+    """
+    if not blobs:
+        return set()
+    wanted = sorted(blobs)
+    chosen: list[tuple[str, int, int]] = []
+    for i in range(0, len(wanted), IN_BATCH):
+        rows = session.execute(
+            select(Blob.digest, Blob.state, Blob.created_at, Blob.size)
+            .where(key_in(session, Blob.digest, wanted[i : i + IN_BATCH]))
+            .order_by(Blob.digest)
+            .with_for_update()
+        ).all()
+        for r in rows:
+            size, generation = blobs[r.digest]
+            if r.state == BLOB_DELETING or (only_pending and r.state != BLOB_PENDING):
+                continue
+            if generation is not None and r.created_at != generation:
+                continue
+            chosen.append((r.digest, size, r.size))
+    now = utcnow()
+    same = [d for d, size, row_size in chosen if size == row_size]
+    for i in range(0, len(same), IN_BATCH):
+        session.execute(
+            update(Blob)
+            .where(key_in(session, Blob.digest, same[i : i + IN_BATCH]))
+            .values(state=BLOB_PRESENT, last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    # A pending row may carry the size a planner claimed; the store's size wins.
+    for digest, size, row_size in chosen:
+        if size != row_size:
+            session.execute(
+                update(Blob)
+                .where(Blob.digest == digest)
+                .values(state=BLOB_PRESENT, size=size, last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+    return {d for d, _, _ in chosen}
 
 
 def mark_present(

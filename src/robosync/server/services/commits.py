@@ -42,6 +42,7 @@ from robosync.server.db.queries import key_in, one_of
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import touch_used
 from robosync.server.services.commit_body import CommitDelta
+from robosync.server.services.possession import possessed_digests
 
 IN_BATCH = 1000
 INSERT_BATCH = 2000
@@ -92,7 +93,7 @@ def commit(
     for batch in chunked(sorted(digests), IN_BATCH):
         with db.writing() as session:
             touch_used(session, batch)
-    _check_blobs_present(db, digests)
+    _check_blobs_present(db, who, digests)
     _check_put_sizes(db, delta)
     try:
         with db.writing() as session:
@@ -140,12 +141,25 @@ def _stored_answer(
         return StoredAnswer(row.status, json.loads(row.body))
 
 
-def _check_blobs_present(db: Database, digests: set[str]) -> None:
+def _check_blobs_present(db: Database, who: Principal, digests: set[str]) -> None:
+    """Refuse the commit unless every blob is present *for the caller*.
+
+    A blob the caller does not possess (see ``services/possession.py``) is
+    reported missing exactly like one that is not stored, so a digest learnt
+    elsewhere neither commits nor reveals that the deployment has it.
+    """
     with db.reading() as session:
-        _require_present(session, digests)
+        possessed = possessed_digests(session, who.user_id, digests)
+        _require_present(session, digests, not_possessed=digests - possessed)
 
 
-def _require_present(session: Session, digests: set[str], *, lock: bool = False) -> None:
+def _require_present(
+    session: Session,
+    digests: set[str],
+    *,
+    lock: bool = False,
+    not_possessed: set[str] | None = None,
+) -> None:
     """Raise :class:`MissingBlobs` unless every digest's blob is present.
 
     With ``lock``, the rows found are held FOR KEY SHARE (PostgreSQL) until the
@@ -160,7 +174,7 @@ def _require_present(session: Session, digests: set[str], *, lock: bool = False)
         )
         if lock:
             query = query.with_for_update(read=True, key_share=True)
-        found = set(session.scalars(query))
+        found = set(session.scalars(query)) - (not_possessed or set())
         missing.extend(d for d in batch if d not in found)
     if missing:
         raise MissingBlobs(

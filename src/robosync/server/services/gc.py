@@ -1,5 +1,8 @@
 """Garbage collection: version retention, expired uploads, and unreferenced blobs.
 
+Expired uploads include proof-of-possession uploads: their staging objects
+(``proofs/<token>``) are aborted or deleted with them.
+
 A blob is garbage when no ``files`` row (of any version of any project)
 names its digest and it was neither created nor used (``last_used_at``: an
 upload plan found it present, or a commit named it) within the grace period.
@@ -11,7 +14,8 @@ steps, none of which holds a lock across a call to the object store:
    that no ``files`` row names them and that they are still old, and set their
    state to ``deleting``.
 2. Delete the objects.
-3. Delete the rows still in state ``deleting``.
+3. Delete the rows still in state ``deleting``, and every user's possession
+   of them (``possessions``: a user who stores the bytes again proves them again).
 
 The commit path holds the rows of the blobs it references ``FOR KEY SHARE``
 and requires state ``present`` inside its compare-and-swap transaction, so a
@@ -50,6 +54,7 @@ from robosync.server.db.models import (
 from robosync.server.db.queries import key_in, one_of
 from robosync.server.services.blobs import blob_key
 from robosync.server.services.commits import chunked
+from robosync.server.services.possession import forget_possessions
 from robosync.server.store.base import BlobStore
 
 log = logging.getLogger(__name__)
@@ -201,7 +206,13 @@ def abort_expired_uploads(
     while True:
         with db.reading() as session:
             rows = session.execute(
-                select(Upload.id, Upload.digest, Upload.upload_id, Upload.completed_at)
+                select(
+                    Upload.id,
+                    Upload.digest,
+                    Upload.upload_id,
+                    Upload.staging_key,
+                    Upload.completed_at,
+                )
                 .where(Upload.expires_at < now, Upload.id > after)
                 .order_by(Upload.id)
                 .limit(BATCH)
@@ -211,12 +222,18 @@ def abort_expired_uploads(
         after = rows[-1].id
         done: list[int] = []
         for row in rows:
+            key = row.staging_key or blob_key(row.digest)
             if row.completed_at is None:
-                abandoned.add(row.digest)
+                if row.staging_key is None:
+                    abandoned.add(row.digest)  # a staging upload proves a stored blob
                 if row.upload_id is not None:
-                    if not dry_run and not _abort(store, row.digest, row.upload_id):
+                    if not dry_run and not _abort(store, key, row.upload_id):
                         continue  # kept: the next run tries again
                     report.uploads_aborted += 1
+            # A staging object is deleted at completion; this catches a PUT never
+            # completed, and a delete that failed then.
+            if row.staging_key is not None and not dry_run and not _drop(store, key):
+                continue
             done.append(row.id)
         if not dry_run:
             with db.writing() as session:
@@ -224,11 +241,20 @@ def abort_expired_uploads(
         report.upload_rows_deleted += len(done)
 
 
-def _abort(store: BlobStore, digest: str, upload_id: str) -> bool:
+def _abort(store: BlobStore, key: str, upload_id: str) -> bool:
     try:
-        store.abort_multipart(blob_key(digest), upload_id)
+        store.abort_multipart(key, upload_id)
     except Exception as e:
-        log.warning("could not abort upload %s of %s: %s", upload_id, digest, e)
+        log.warning("could not abort upload %s of %s: %s", upload_id, key, e)
+        return False
+    return True
+
+
+def _drop(store: BlobStore, key: str) -> bool:
+    try:
+        store.delete(key)
+    except Exception as e:
+        log.warning("could not delete staging object %s: %s", key, e)
         return False
     return True
 
@@ -299,11 +325,16 @@ def _delete_blobs(
         report.bytes_deleted += size
     if deleted:
         with db.writing() as session:
-            session.execute(
-                delete(Blob).where(
-                    key_in(session, Blob.digest, deleted), Blob.state == BLOB_DELETING
+            gone = list(
+                session.scalars(
+                    delete(Blob)
+                    .where(key_in(session, Blob.digest, deleted), Blob.state == BLOB_DELETING)
+                    .returning(Blob.digest)
                 )
             )
+            # Possessions of a deleted blob go with it: whoever stores it again
+            # proves it again.
+            forget_possessions(session, gone)
 
 
 def _mark_deleting(

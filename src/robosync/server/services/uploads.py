@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -34,13 +36,14 @@ from robosync.server.db.models import Upload, utcnow
 from robosync.server.limits import InflightCap, count_inflight_uploads
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import (
-    blob_generation,
+    blob_generations,
     blob_key,
     ensure_pending,
-    mark_present,
+    mark_present_many,
     present_digests,
     touch_used,
 )
+from robosync.server.services.possession import possessed_digests, record_possessions
 from robosync.server.store.base import BlobStore, StoredPart
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,14 @@ log = logging.getLogger(__name__)
 _GC_BUSY = (
     "garbage collection deleted this blob while it was being completed; ask POST /v1/uploads again"
 )
+_STORED_MEANWHILE = (
+    "another upload stored this blob first, so this one proves nothing; "
+    "ask POST /v1/uploads again (you will be asked for a proof upload)"
+)
+# Store calls (complete, checksum HEAD, delete) of one completion batch run in
+# this many threads: each is one round trip to the store, ~5-20 ms.
+COMPLETE_WORKERS = 8
+_IN_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -82,13 +93,26 @@ def check_item(index: int, item: UploadItem) -> None:
 def plan_uploads(
     db: Database, store: BlobStore, who: Principal, items: list[UploadItem], policy: UploadPolicy
 ) -> list[UploadPlan]:
-    """For each item: ``present``, or the presigned URLs of the parts still to PUT."""
+    """For each item: ``present``, or the presigned URLs of the parts still to PUT.
+
+    ``present`` only if the blob is stored *and* the caller possesses it; a
+    stored blob the caller does not possess is uploaded again to a staging key
+    (proof of possession), so knowing a digest never lends its bytes.
+    """
     for i, item in enumerate(items):
         check_item(i, item)
+    digests = {item.digest for item in items}
     with db.reading() as session:
-        present = present_digests(session, (item.digest for item in items))
-        open_uploads = _open_uploads(session, who, {i.digest for i in items} - present)
-        new = {i.digest for i in items} - present - set(open_uploads)
+        stored = present_digests(session, digests)
+        present = possessed_digests(session, who.user_id, stored) if stored else set()
+        proving = stored - present
+        open_uploads = {
+            digest: row
+            for digest, row in _open_uploads(session, who, digests - present).items()
+            # A staging upload proves a stored blob; the blob's own key only a new one.
+            if (row.staging_key is not None) == (digest in proving)
+        }
+        new = digests - present - set(open_uploads)
         if new:
             inflight = count_inflight_uploads(session, who.user_id, policy.presign_window_seconds)
             policy.inflight_cap.check(inflight, len(new))
@@ -100,13 +124,15 @@ def plan_uploads(
         if item.digest in present:
             plans[item.digest] = UploadPlan(digest=item.digest, status="present")
             continue
-        plan, row = _plan_one(store, who, item, open_uploads.get(item.digest), policy)
+        plan, row = _plan_one(
+            store, who, item, open_uploads.get(item.digest), policy, item.digest in proving
+        )
         plans[item.digest] = plan
         if row is not None:
             new_rows.append(row)
     with db.writing() as session:
-        ensure_pending(session, {i.digest: i.size for i in items if i.digest not in present})
-        touch_used(session, present)
+        ensure_pending(session, {i.digest: i.size for i in items if i.digest not in stored})
+        touch_used(session, stored)
         session.add_all(new_rows)
     metrics.record_uploads(metrics.UPLOAD_ALREADY_PRESENT, len(present))
     metrics.record_uploads(metrics.UPLOAD_PRESIGNED, len(plans) - len(present))
@@ -129,17 +155,27 @@ def _open_uploads(session: Session, who: Principal, digests: set[str]) -> dict[s
     return {row.digest: row for row in rows}  # newest wins
 
 
+def staging_key() -> str:
+    """A fresh staging key for a proof-of-possession upload (never a blob's key)."""
+    return f"proofs/{secrets.token_hex(16)}"
+
+
 def _plan_one(
     store: BlobStore,
     who: Principal,
     item: UploadItem,
     existing: Upload | None,
     policy: UploadPolicy,
+    proving: bool,
 ) -> tuple[UploadPlan, Upload | None]:
-    key = blob_key(item.digest)
     blocks = "".join(item.blocks)
     if existing is not None and (existing.size, existing.blocks) != (item.size, blocks):
         existing = None
+    if existing is not None:
+        key = existing.staging_key or blob_key(item.digest)
+    else:
+        key = staging_key() if proving else blob_key(item.digest)
+    staging = key if proving else None
     layout = block_layout(item.size)
     try:
         if len(layout) == 1:
@@ -147,7 +183,7 @@ def _plan_one(
             part = PresignedPart(
                 number=1, offset=0, size=item.size, url=req.url, headers=req.headers
             )
-            row = None if existing is not None else _upload_row(who, item, None, policy)
+            row = None if existing is not None else _upload_row(who, item, None, staging, policy)
             return UploadPlan(digest=item.digest, status="upload", parts=[part]), row
         done: dict[int, StoredPart] = {}
         row = None
@@ -159,7 +195,7 @@ def _plan_one(
                 done = {p.number: p for p in stored}
         if existing is None or existing.upload_id is None:
             upload_id = store.create_multipart(key)
-            row = _upload_row(who, item, upload_id, policy)
+            row = _upload_row(who, item, upload_id, staging, policy)
             done = {}
         else:
             upload_id = existing.upload_id
@@ -194,13 +230,18 @@ def _plan_one(
 
 
 def _upload_row(
-    who: Principal, item: UploadItem, upload_id: str | None, policy: UploadPolicy
+    who: Principal,
+    item: UploadItem,
+    upload_id: str | None,
+    staging: str | None,
+    policy: UploadPolicy,
 ) -> Upload:
     now = utcnow()
     return Upload(
         digest=item.digest,
         user_id=who.user_id,
         upload_id=upload_id,
+        staging_key=staging,
         size=item.size,
         parts=len(item.blocks),
         blocks="".join(item.blocks),
@@ -209,72 +250,185 @@ def _upload_row(
     )
 
 
+@dataclass
+class _Completion:
+    """One blob of a completion batch: what the database said, and what the store proved."""
+
+    item: CompleteItem
+    upload: Upload | None = None
+    generation: datetime | None = None
+    size: int = 0  # verified by the store
+    problem: str | None = None  # set: the answer is "failed" with this reason
+    done: bool = False  # set: the answer is "present" without store work
+
+
 def complete_uploads(
-    db: Database, store: BlobStore, who: Principal, items: list[CompleteItem]
+    db: Database,
+    store: BlobStore,
+    who: Principal,
+    items: list[CompleteItem],
+    workers: int = COMPLETE_WORKERS,
 ) -> list[CompleteResult]:
-    """Complete each upload and mark its blob present only if the store proves it."""
-    results = [_complete_one(db, store, who, item) for item in items]
+    """Complete each upload; the blob is present (for the caller) only if the store proves it.
+
+    The whole batch is read in one transaction, the store is asked (complete,
+    checksum HEAD) for all blobs at once in a small thread pool, and the
+    outcome is written in one transaction.
+    """
+    unique = list({item.digest: item for item in items}.values())
+    jobs = {item.digest: _Completion(item) for item in unique}
+    _load_uploads(db, who, jobs)
+    todo = [job for job in jobs.values() if job.problem is None and not job.done]
+    if todo:
+        with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="complete") as pool:
+            list(pool.map(lambda job: _prove(store, job), todo))
+        _record(db, who, [job for job in todo if job.problem is None])
+    by_digest = {
+        d: _failed(job.item, job.problem)
+        if job.problem is not None
+        else CompleteResult(digest=d, status="present")
+        for d, job in jobs.items()
+    }
+    results = [by_digest[item.digest] for item in items]
     failed = sum(1 for r in results if r.status == "failed")
     metrics.record_uploads(metrics.UPLOAD_COMPLETED, len(results) - failed)
     metrics.record_uploads(metrics.UPLOAD_FAILED, failed)
     return results
 
 
-def _complete_one(
-    db: Database, store: BlobStore, who: Principal, item: CompleteItem
-) -> CompleteResult:
+def _load_uploads(db: Database, who: Principal, jobs: dict[str, _Completion]) -> None:
+    """Find each item's upload row and blob generation, in one read (and one write) transaction."""
+    digests = list(jobs)
     with db.reading() as session:
-        if item.digest in present_digests(session, [item.digest]):
-            return CompleteResult(digest=item.digest, status="present")
-        upload = session.scalar(
+        stored = present_digests(session, digests)
+        possessed = possessed_digests(session, who.user_id, stored) if stored else set()
+        uploads = _unfinished_uploads(session, who, [d for d in digests if d not in possessed])
+        generations = blob_generations(session, digests)
+    unborn: dict[str, int] = {}
+    for digest, job in jobs.items():
+        if digest in possessed:
+            job.done = True  # a retried completion, or the caller's own blob
+            continue
+        job.upload = _matching_upload(uploads.get(digest, []), job.item)
+        if job.upload is None:
+            job.problem = "no upload in progress for this digest; ask POST /v1/uploads again"
+        elif job.upload.staging_key is not None:
+            if digest not in stored:
+                job.problem = _GC_BUSY  # the stored blob it proves was deleted meanwhile
+        elif job.upload.upload_id is None and digest in stored:
+            # Someone else's object may be what a PUT to the blob's own key
+            # left there: only a staging upload can prove this caller's bytes.
+            job.problem = _STORED_MEANWHILE
+        elif digest in generations:
+            job.generation = generations[digest]
+        else:
+            unborn[digest] = job.upload.size
+    if unborn:
+        with db.writing() as session:
+            ensure_pending(session, unborn)
+            generations = blob_generations(session, list(unborn))
+        for digest in unborn:
+            jobs[digest].generation = generations.get(digest)
+            if jobs[digest].generation is None:
+                jobs[digest].problem = _GC_BUSY
+
+
+def _unfinished_uploads(
+    session: Session, who: Principal, digests: list[str]
+) -> dict[str, list[Upload]]:
+    """The caller's unfinished upload rows of these digests, newest first."""
+    found: dict[str, list[Upload]] = {}
+    for i in range(0, len(digests), _IN_BATCH):
+        rows = session.scalars(
             select(Upload)
             .where(
                 Upload.user_id == who.user_id,
-                Upload.digest == item.digest,
+                Upload.digest.in_(digests[i : i + _IN_BATCH]),
                 Upload.completed_at.is_(None),
-                Upload.upload_id.is_(None)
-                if item.upload_id is None
-                else Upload.upload_id == item.upload_id,
             )
-            .order_by(Upload.created_at.desc())
-            .limit(1)
+            .order_by(Upload.created_at.desc(), Upload.id.desc())
         )
-        generation = blob_generation(session, item.digest)
-    if upload is None:
-        return _failed(item, "no upload in progress for this digest; ask POST /v1/uploads again")
-    if generation is None:
-        with db.writing() as session:
-            ensure_pending(session, {item.digest: upload.size})
-            generation = blob_generation(session, item.digest)
-        if generation is None:
-            return _failed(item, _GC_BUSY)
-    key = blob_key(item.digest)
-    if upload.upload_id is not None:
-        problem = _complete_multipart(store, key, upload, item)
-        if problem is not None:
-            return _failed(item, problem)
+        for row in rows:
+            found.setdefault(row.digest, []).append(row)
+    return found
+
+
+def _matching_upload(rows: list[Upload], item: CompleteItem) -> Upload | None:
+    for row in rows:
+        if row.upload_id == item.upload_id:
+            return row
+    return None
+
+
+def _prove(store: BlobStore, job: _Completion) -> None:
+    """Ask the store to complete and prove the upload; sets ``job.problem`` or ``job.size``."""
+    upload = job.upload
+    assert upload is not None
+    key = upload.staging_key or blob_key(upload.digest)
     try:
+        if upload.upload_id is not None:
+            job.problem = _complete_multipart(store, key, upload, job.item)
+            if job.problem is not None:
+                return
         info = store.head(key)
     except Exception:
-        log.exception("object store HEAD failed")
-        return _failed(item, "the object store is unavailable; retry completion later")
+        log.exception("object store failed while completing an upload")
+        job.problem = "the object store is unavailable; retry completion later"
+        return
     if info is None:
-        return _failed(item, "the store holds no object for this digest; upload it again")
-    problem = _verify(info.size, info.checksum_sha256, upload)
-    if problem is not None:
-        # A wrong object must never be served under this digest.
+        job.problem = "the store holds no object for this digest; upload it again"
+    else:
+        job.problem = _verify(info.size, info.checksum_sha256, upload)
+        job.size = info.size
+    if upload.staging_key is not None or job.problem is not None:
+        # A staging object has served its purpose; a wrong object must never be
+        # served under this digest.
+        _delete_quietly(store, key)
+
+
+def _delete_quietly(store: BlobStore, key: str) -> None:
+    try:
         store.delete(key)
-        return _failed(item, problem)
+    except Exception as e:
+        # Garbage collection deletes expired staging objects; a wrong blob is
+        # never marked present, so a leftover is harmless.
+        log.warning("could not delete %s: %s", key, e)
+
+
+def _record(db: Database, who: Principal, proven: list[_Completion]) -> None:
+    """Mark proven blobs present and possessed by the caller, in one transaction."""
+    if not proven:
+        return
     with db.writing() as session:
-        if not mark_present(session, item.digest, upload.size, generation=generation):
-            return _failed(item, _GC_BUSY)
-        session.execute(
-            update(Upload)
-            .where(Upload.user_id == who.user_id, Upload.digest == item.digest)
-            .where(Upload.completed_at.is_(None))
-            .values(completed_at=utcnow())
+        canonical = [j for j in proven if j.upload is not None and j.upload.staging_key is None]
+        fresh = mark_present_many(
+            session,
+            {j.item.digest: (j.size, j.generation) for j in canonical if j.item.upload_id},
+        ) | mark_present_many(
+            session,
+            {j.item.digest: (j.size, j.generation) for j in canonical if not j.item.upload_id},
+            only_pending=True,
         )
-    return CompleteResult(digest=item.digest, status="present")
+        staged = [j.item.digest for j in proven if j.upload is not None and j.upload.staging_key]
+        # A proof counts only while the blob it proves is stored (garbage
+        # collection cannot choose it while this lock is held).
+        ok = fresh | present_digests(session, staged, lock=True)
+        for job in proven:
+            if job.item.digest not in ok:
+                single = job.item.upload_id is None and job in canonical
+                job.problem = _STORED_MEANWHILE if single else _GC_BUSY
+        if ok:
+            record_possessions(session, who.user_id, ok)
+            session.execute(
+                update(Upload)
+                .where(
+                    Upload.user_id == who.user_id,
+                    Upload.digest.in_(sorted(ok)),
+                    Upload.completed_at.is_(None),
+                )
+                .values(completed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _complete_multipart(
@@ -289,10 +443,11 @@ def _complete_multipart(
     try:
         store.complete_multipart(key, upload.upload_id, parts)
     except Exception as e:
-        # A retried completion finds the upload already done: the HEAD decides.
+        # Only this call's own completion proves the caller's parts: an object
+        # already under the key may be anybody's. (A retry after a success the
+        # caller did not hear of found the blob possessed and never got here.)
         log.info("complete_multipart of %s failed: %s", key, e)
-        if store.head(key) is None:
-            return f"the store refused to complete the upload: {e}"
+        return f"the store refused to complete the upload ({e}); ask POST /v1/uploads again"
     return None
 
 

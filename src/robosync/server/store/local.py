@@ -10,7 +10,9 @@ or expired signature with 403. After completion of a multipart upload,
 Layout under ``root``::
 
     blobs/<digest>            objects
+    blobs/proof-<token>       staging objects of proof-of-possession uploads (key proofs/<token>)
     meta/<digest>.json        {"size", "checksum_sha256"} of each object
+    meta/proof-<token>.json   the same of each staging object
     uploads/<id>/upload.json  {"key", "created"} of an unfinished multipart upload
     uploads/<id>/<n>          part n, and <n>.json its {"etag", "size", "checksum_sha256"}
 
@@ -45,16 +47,24 @@ OBJECT_ROUTE = "/v1/store"
 PART_ROUTE = "/v1/store-uploads"
 
 KEY_RE = re.compile(r"^blobs/([0-9a-f]{64})$")
+PROOF_KEY_RE = re.compile(r"^proofs/([0-9a-f]{32})$")
 UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_PART_NUMBER = 10000
 _COPY_CHUNK = 1024 * 1024
 
 
 def _digest_of_key(key: str) -> str:
+    """The file name of a key's object: the digest, or ``proof-<token>`` of a staging key."""
     m = KEY_RE.match(key)
-    if not m:
-        raise InvalidInput("object key must be blobs/<64 lowercase hex>", {"key": key[:200]})
-    return m.group(1)
+    if m:
+        return m.group(1)
+    m = PROOF_KEY_RE.match(key)
+    if m:
+        return f"proof-{m.group(1)}"
+    raise InvalidInput(
+        "object key must be blobs/<64 lowercase hex> or proofs/<32 lowercase hex>",
+        {"key": key[:200]},
+    )
 
 
 def _check_upload_id(upload_id: str) -> None:

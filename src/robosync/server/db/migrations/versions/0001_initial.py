@@ -1,7 +1,9 @@
-"""Initial schema: users, tokens, projects, blobs, files, versions, uploads, idempotency keys.
+"""Initial schema: users, tokens, projects, blobs, files, versions, uploads, possessions,
+idempotency keys.
 
-On PostgreSQL ``files`` is hash-partitioned by project_id (32 partitions) and
-``blobs`` by digest (16 partitions); SQLite gets plain tables.
+On PostgreSQL ``files`` is hash-partitioned by project_id (32 partitions),
+``blobs`` by digest (16 partitions) and ``possessions`` by user_id (16
+partitions); SQLite gets plain tables.
 
 Revision ID: 0001
 Revises: none
@@ -21,6 +23,7 @@ PATH = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 # Frozen copy of models.PARTITIONS as of this revision.
 FILES_PARTITIONS = 32
 BLOBS_PARTITIONS = 16
+POSSESSIONS_PARTITIONS = 16
 
 revision = "0001"
 down_revision = None
@@ -111,6 +114,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("user_id", ID, nullable=False),
         sa.Column("upload_id", sa.String(length=1024), nullable=True),
+        sa.Column("staging_key", sa.String(length=200), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("parts", sa.Integer(), nullable=False),
         sa.Column("blocks", sa.Text(), nullable=False),
@@ -181,6 +185,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "possessions",
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_possessions_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "digest", name=op.f("pk_possessions")),
+        postgresql_partition_by="HASH (user_id)",
+    )
+    if _is_postgresql():
+        _create_hash_partitions("possessions", POSSESSIONS_PARTITIONS)
+    with op.batch_alter_table("possessions", schema=None) as batch_op:
+        batch_op.create_index("ix_possessions_digest", ["digest"], unique=False)
+
+    op.create_table(
         "idempotency_keys",
         sa.Column("user_id", ID, nullable=False),
         sa.Column("project_id", ID, nullable=False),
@@ -228,6 +248,9 @@ def downgrade() -> None:
     """Revert this revision."""
     op.drop_table("versions")
     op.drop_table("idempotency_keys")
+    with op.batch_alter_table("possessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_possessions_digest")
+    op.drop_table("possessions")
     with op.batch_alter_table("files", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_files_live_path",

@@ -1,0 +1,80 @@
+"""Proof of possession: which blobs a user has shown to hold the bytes of.
+
+A blob is ``present`` *for a user* only if it is stored and the user
+possesses it: the user completed a verified upload of it (a ``possessions``
+row) or a project the user owns names it (a ``files`` row, of any version).
+Knowing a digest is therefore not enough to commit it, and so not enough to
+download it: a user who does not possess a stored blob uploads it again (to a
+staging key, see ``services/uploads.py``), which the store verifies byte for
+byte; the stored copy stays single.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from robosync.server.db.models import File, Possession, Project, utcnow
+from robosync.server.db.queries import key_in, one_of
+
+IN_BATCH = 1000
+
+
+def _batches(digests: Iterable[str]) -> Iterable[list[str]]:
+    wanted = sorted(set(digests))
+    for i in range(0, len(wanted), IN_BATCH):
+        yield wanted[i : i + IN_BATCH]
+
+
+def possessed_digests(session: Session, user_id: int, digests: Iterable[str]) -> set[str]:
+    """The subset of ``digests`` the user possesses (verified upload or own files row)."""
+    found: set[str] = set()
+    for batch in _batches(digests):
+        found.update(
+            session.scalars(
+                select(Possession.digest).where(
+                    Possession.user_id == user_id, one_of(session, Possession.digest, batch)
+                )
+            )
+        )
+        rest = [d for d in batch if d not in found]
+        if not rest:
+            continue
+        projects = list(session.scalars(select(Project.id).where(Project.owner_id == user_id)))
+        if not projects:
+            continue
+        found.update(
+            session.scalars(
+                select(File.digest)
+                .where(
+                    one_of(session, File.project_id, projects),
+                    one_of(session, File.digest, rest),
+                )
+                .distinct()
+            )
+        )
+    return found
+
+
+def record_possessions(session: Session, user_id: int, digests: Iterable[str]) -> None:
+    """Remember that the user proved to hold these blobs (idempotent)."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for batch in _batches(digests):
+        rows = [{"user_id": user_id, "digest": d, "created_at": now} for d in batch]
+        session.execute(
+            insert(Possession)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["user_id", "digest"])
+        )
+
+
+def forget_possessions(session: Session, digests: Iterable[str]) -> None:
+    """Drop every user's possession of these blobs (garbage collection deleted them)."""
+    for batch in _batches(digests):
+        session.execute(delete(Possession).where(key_in(session, Possession.digest, batch)))
