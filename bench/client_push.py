@@ -10,6 +10,9 @@ Every client run is the real ``robosync`` command in a subprocess; its wall
 time includes interpreter start-up. Run::
 
     python bench/client_push.py [--images 150] [--repeat 3] [--small 10000]
+
+Clone is compared with three minimal parallel boto3 GETs of the same unique
+bytes in the same run: into memory, into files, into fsync'ed files.
 """
 
 from __future__ import annotations
@@ -84,8 +87,13 @@ def make_images(root: Path, n: int, dup_ratio: float = 0.2) -> dict[str, bytes]:
 
 def boto3_put_get(
     s3: SeaweedFS, blobs: dict[str, bytes], jobs: int, out_dir: Path
-) -> tuple[float, float, float]:
-    """Seconds for a parallel boto3 PUT, GET into memory, and GET into files of ``blobs``."""
+) -> tuple[float, float, float, float]:
+    """Seconds for a parallel boto3 PUT, and GETs of ``blobs`` into memory, files, synced files.
+
+    The GETs are the minimal baselines of a clone: into memory (no disk at
+    all), into files (written, left to the page cache), and into files each
+    fsync'ed before close (the durability a clone gives every file).
+    """
     client = s3.client()
     bucket = s3.new_bucket()
 
@@ -95,20 +103,30 @@ def boto3_put_get(
     def get(key: str) -> None:
         client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def get_file(key: str) -> None:
+    def get_file(key: str, sync: bool = False) -> None:
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
         with open(out_dir / key, "wb") as f:
             for chunk in iter(lambda: body.read(MIB), b""):
                 f.write(chunk)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+
+    def get_synced_file(key: str) -> None:
+        get_file(key, sync=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     times = []
-    for fn, items in ((put, list(blobs.items())), (get, list(blobs)), (get_file, list(blobs))):
+    keys = list(blobs)
+    runs = ((put, list(blobs.items())), (get, keys), (get_file, keys), (get_synced_file, keys))
+    for fn, items in runs:
+        for stale in out_dir.iterdir():
+            stale.unlink()
         t = time.perf_counter()
         with cf.ThreadPoolExecutor(jobs) as pool:
             list(pool.map(fn, items))  # type: ignore[arg-type]
         times.append(time.perf_counter() - t)
-    return times[0], times[1], times[2]
+    return times[0], times[1], times[2], times[3]
 
 
 def stats(xs: list[float]) -> str:
@@ -121,7 +139,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=150)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--small", type=int, default=10_000)
+    ap.add_argument("--small", type=int, default=10_000, help="0 skips the small-file runs")
     ap.add_argument("--jobs", type=int, default=16)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="robosync-bench-"))
@@ -145,7 +163,8 @@ def main() -> None:
                 "ROBOSYNC_ROBOT": "bench",
             }
             rows = bench_big(a, s3, srv, env, work)
-            rows += bench_small(a, env, work)
+            if a.small:
+                rows += bench_small(a, env, work)
         finally:
             srv.stop()
     print("\n| measure | min / median / max | note |\n|---|---|---|")
@@ -158,7 +177,8 @@ def bench_big(
     a: argparse.Namespace, s3: SeaweedFS, srv: ServerProcess, env: dict[str, str], work: Path
 ) -> list[tuple[str, str, str]]:
     """Push and clone of N x 8 MiB vs boto3 on the same unique bytes."""
-    push_t, clone_t, put_t, get_t, getf_t, push_rss, clone_rss = [], [], [], [], [], [], []
+    push_t, clone_t, put_t, get_t, getf_t, gets_t = [], [], [], [], [], []
+    push_rss, clone_rss, clone_in_t = [], [], []
     for rep in range(a.repeat):
         src = work / f"big{rep}"
         uniques = make_images(src, a.images)
@@ -171,14 +191,18 @@ def bench_big(
         wall_c, rss_c, _ = run_cli(["clone", name, str(dst), "--jobs", str(a.jobs)], work, env)
         clone_t.append(wall_c)
         clone_rss.append(rss_c / 1024)
-        put, get, getf = boto3_put_get(s3, uniques, a.jobs, work / f"boto{rep}")
+        shutil.rmtree(dst)
+        clone_in_t.append(_inprocess_clone(name, dst, a.jobs, env))
+        put, get, getf, gets = boto3_put_get(s3, uniques, a.jobs, work / f"boto{rep}")
         put_t.append(put)
         get_t.append(get)
         getf_t.append(getf)
+        gets_t.append(gets)
         shutil.rmtree(work / f"boto{rep}")
         print(
             f"rep {rep}: push {wall:.2f}s (uploaded {res['uploaded_blobs']} blobs) "
-            f"clone {wall_c:.2f}s  boto3 put {put:.2f}s get {get:.2f}s get-to-files {getf:.2f}s",
+            f"clone {wall_c:.2f}s  boto3 put {put:.2f}s get {get:.2f}s get-to-files {getf:.2f}s "
+            f"get-to-synced-files {gets:.2f}s",
             file=sys.stderr,
         )
         shutil.rmtree(src)
@@ -186,6 +210,10 @@ def bench_big(
     push_ratio = [p / b for p, b in zip(push_t, put_t, strict=True)]
     clone_ratio = [c / b for c, b in zip(clone_t, get_t, strict=True)]
     clone_ratio_f = [c / b for c, b in zip(clone_t, getf_t, strict=True)]
+    clone_ratio_s = [c / b for c, b in zip(clone_t, gets_t, strict=True)]
+    in_ratio = [c / b for c, b in zip(clone_in_t, get_t, strict=True)]
+    in_ratio_f = [c / b for c, b in zip(clone_in_t, getf_t, strict=True)]
+    in_ratio_s = [c / b for c, b in zip(clone_in_t, gets_t, strict=True)]
     n = a.images
     return [
         (f"push {n} x 8 MiB, 20% dup (s)", stats(push_t), "robosync push, incl. hashing"),
@@ -195,7 +223,13 @@ def bench_big(
         ("boto3 GET of the unique (s)", stats(get_t), f"{a.jobs} threads"),
         ("clone / boto3 GET", stats(clone_ratio), "goal <= 1.2"),
         ("boto3 GET of the unique into files (s)", stats(getf_t), "written, no fsync"),
-        ("clone / boto3 GET into files", stats(clone_ratio_f), "clone writes 150 files + fsync"),
+        ("clone / boto3 GET into files", stats(clone_ratio_f), f"clone writes {n} files + fsync"),
+        ("boto3 GET of the unique into fsync'ed files (s)", stats(gets_t), "same durability"),
+        ("clone / boto3 GET into fsync'ed files", stats(clone_ratio_s), "same run"),
+        (f"clone {n} x 8 MiB, in-process (s)", stats(clone_in_t), "no interpreter start-up"),
+        ("in-process clone / boto3 GET into memory", stats(in_ratio), "goal <= 1.2"),
+        ("in-process clone / boto3 GET into files", stats(in_ratio_f), ""),
+        ("in-process clone / boto3 GET into fsync'ed files", stats(in_ratio_s), ""),
         ("push peak RSS (MiB)", stats(push_rss), "goal < 150"),
         ("clone peak RSS (MiB)", stats(clone_rss), "goal < 150"),
     ]
@@ -234,6 +268,23 @@ def bench_small(
         (f"push of 10 new into {a.small} (s)", stats(ten), "CLI"),
         (f"client peak RSS, {a.small}-image runs (MiB)", stats(rss), "goal < 150"),
     ]
+
+
+def _inprocess_clone(name: str, dst: Path, jobs: int, env: dict[str, str]) -> float:
+    """Seconds of ``clone()`` inside an already started interpreter (as boto3 is timed)."""
+    code = (
+        "import sys, time; from robosync.client import clone\n"
+        "t = time.perf_counter(); clone(sys.argv[1], sys.argv[2], jobs=int(sys.argv[3])).close()\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, name, str(dst), str(jobs)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def _inprocess_noop(src: Path, env: dict[str, str]) -> float:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import text  # noqa: E402
 from tests.fixtures.postgres import fresh_database  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 from tests.server.robot import Robot  # noqa: E402
@@ -43,6 +44,13 @@ def _seed_blobs(database_url: str, count: int) -> None:
         session.execute(
             Blob.__table__.insert(),
             [{"digest": _digest(i), "size": 1000 + i, "state": BLOB_PRESENT} for i in range(count)],
+        )
+        # Every user (the admin whose token commits) possesses them, as after an upload.
+        session.execute(
+            text(
+                "INSERT INTO possessions (user_id, digest, created_at) "
+                "SELECT users.id, blobs.digest, blobs.created_at FROM users, blobs"
+            )
         )
     db.dispose()
 

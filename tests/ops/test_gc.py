@@ -229,8 +229,8 @@ def test_commit_refuses_a_blob_chosen_for_deletion_after_its_presence_check(
     blob = robot.upload(_unique("late"))
     checked = commits._check_blobs_present
 
-    def check_then_collect(db: Database, digests: set[str]) -> None:
-        checked(db, digests)
+    def check_then_collect(db: Database, who: Principal, digests: set[str]) -> None:
+        checked(db, who, digests)
         later = utcnow() + timedelta(hours=1)
         assert gc._mark_deleting(db, sorted(digests), later, utcnow()), "not chosen"
 

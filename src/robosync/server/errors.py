@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from robosync.errors import InvalidInput, RobosyncError
+from robosync.errors import InvalidInput, RobosyncError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    # Connection refused/lost, or SQLite busy: worth a retry, unlike a bug.
+    log.error("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    err = Unavailable("the database is unavailable; retry later", {"dependency": "database"})
+    return ErrorResponse(err.to_body(), status_code=err.status, headers={"Retry-After": "5"})
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return ErrorResponse(_body("internal", "internal server error"), status_code=500)
@@ -75,4 +83,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RobosyncError, _robosync_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(Exception, _unexpected)

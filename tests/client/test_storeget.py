@@ -1,0 +1,122 @@
+"""The lean blob GET: proxies route to httpx, truncation is retried, stale connections recover."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from robosync.client.retry import is_transient
+from robosync.client.storeget import StoreGetter, direct_route
+
+Handler = Callable[[socket.socket, int], None]
+
+
+@pytest.fixture
+def tiny_server() -> Iterator[Callable[[Handler], str]]:
+    """Start a raw HTTP server; its handler gets (connection, request number on it)."""
+    servers: list[socket.socket] = []
+
+    def start(handler: Handler) -> str:
+        srv = socket.create_server(("127.0.0.1", 0))
+        servers.append(srv)
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                count = 0  # per connection: tells a reused connection from a new one
+                with conn:
+                    while True:
+                        head = b""
+                        while b"\r\n\r\n" not in head:
+                            piece = conn.recv(65536)
+                            if not piece:
+                                break
+                            head += piece
+                        if not head:
+                            break
+                        count += 1
+                        if not handler_keeps_open(handler, conn, count):
+                            break
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{srv.getsockname()[1]}/blob?sig=x"
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def handler_keeps_open(handler: Handler, conn: socket.socket, count: int) -> bool:
+    """Run ``handler``; it returns by closing (raise) or keeps the connection for more."""
+    try:
+        handler(conn, count)
+    except ConnectionAbortedError:
+        return False
+    return True
+
+
+def read_all(getter: StoreGetter, url: str) -> bytes:
+    """The whole body of ``url``, read 7 bytes at a time."""
+    buf = memoryview(bytearray(7))
+    out = bytearray()
+    with getter.get(url) as body:
+        assert body.status == 200
+        while n := body.readinto(buf):
+            out += buf[:n]
+    return bytes(out)
+
+
+def test_environment_proxy_sends_the_download_through_httpx(monkeypatch: pytest.MonkeyPatch):
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+    assert direct_route("http://store:8333/blobs/x")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    assert not direct_route("http://store:8333/blobs/x")
+    assert direct_route("https://store:8333/blobs/x")
+    monkeypatch.setenv("NO_PROXY", "store")
+    assert direct_route("http://store:8333/blobs/x")
+
+
+def test_body_cut_short_is_a_transient_error_not_short_data(tiny_server):
+    def cut(conn: socket.socket, _: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+        raise ConnectionAbortedError
+
+    getter = StoreGetter(timeout=5)
+    with pytest.raises(httpx.TransportError) as caught:
+        read_all(getter, tiny_server(cut))
+    assert is_transient(caught.value)
+    assert "60 body bytes missing" in str(caught.value)
+    getter.close()
+
+
+def test_connection_closed_by_the_store_while_idle_is_replaced(tiny_server):
+    def once_per_connection(conn: socket.socket, count: int) -> None:
+        body = f"answer {count}".encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        raise ConnectionAbortedError  # close after each answer, without saying so
+
+    getter = StoreGetter(timeout=5)
+    url = tiny_server(once_per_connection)
+    assert [read_all(getter, url) for _ in range(2)] == [b"answer 1", b"answer 1"]
+    getter.close()
+
+
+def test_kept_alive_connection_is_reused(tiny_server):
+    def keep_alive(conn: socket.socket, count: int) -> None:
+        body = f"answer {count}".encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    getter = StoreGetter(timeout=5)
+    url = tiny_server(keep_alive)
+    # The counter is per connection: "answer 2" proves the second GET reused the first's.
+    assert [read_all(getter, url) for _ in range(2)] == [b"answer 1", b"answer 2"]
+    getter.close()
