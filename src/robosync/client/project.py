@@ -49,6 +49,7 @@ from robosync.client.transfer import (
     TransferStats,
     UploadSource,
     Written,
+    batched,
 )
 from robosync.errors import (
     AlreadyExists,
@@ -698,7 +699,7 @@ class Project:
         """Record the manifest of ``version`` as the base and download every file."""
         with self._locked():
             with self.api.manifest(self.config.project_id, version) as (v, entries):
-                for batch in _manifest_batches(entries):
+                for batch in batched(entries, 1000):
                     with self.index.transaction():
                         self.index.apply_to_base((e.path, Entry(e.digest, e.size)) for e in batch)
                         for e in batch:
@@ -757,17 +758,6 @@ class Project:
             result.evicted = [r.path for r in freed]
             result.bytes_freed = sum(r.size for r in freed)
         return result
-
-
-def _manifest_batches(entries: Iterable[Any], size: int = 1000) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for e in entries:
-        batch.append(e)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _missing_ok() -> contextlib.suppress:
