@@ -157,18 +157,6 @@ def _grow(url: str, files_from: int, files_to: int) -> float:
     return time.perf_counter() - start
 
 
-def _possess_all(url: str, user: str) -> None:
-    """Let ``user`` possess every blob (as if it had uploaded them): they plan as present."""
-    with psycopg.connect(synthetic.libpq_url(url)) as conn:
-        conn.execute(
-            "INSERT INTO possessions (user_id, digest, created_at) "
-            "SELECT users.id, blobs.digest, now() FROM users, blobs WHERE users.name = %s "
-            "ON CONFLICT DO NOTHING",
-            (user,),
-        )
-        conn.commit()
-
-
 def _table(levels: list[int], results: dict[int, dict[str, list[float]]]) -> str:
     head = "| operation | files rows | blobs rows | min s | median s | max s |"
     lines = [head, "|---|---|---|---|---|---|"]
@@ -207,7 +195,8 @@ def main() -> None:
             print(f"filled files to {level:,} rows in {seconds:.1f} s", file=sys.stderr)
             server = ServerProcess(Path(tmp) / f"server-{level}", env).start()
             robot = Robot(server.url, server.make_token("bench", f"robot-{level}"))
-            _possess_all(url, "bench")
+            with psycopg.connect(synthetic.libpq_url(url)) as conn:
+                synthetic.possess_all(conn, "bench")
             try:
                 results[level] = _measure(robot, int(level * BLOBS_PER_FILE), args.runs, i + 1)
             finally:

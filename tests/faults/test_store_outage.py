@@ -43,12 +43,8 @@ def test_store_outage_fails_clearly_and_a_rerun_sends_only_what_is_missing(
 
     push = start_cli(robot, "push", "--jobs", "4")
     assert wait_for(lambda: len(store.puts(accepted=True)) >= 6, timeout=60)
-    import time
-
-    t0 = time.monotonic()
     own_seaweedfs.stop()
     _, err = push.communicate(timeout=180)
-    print("T failed after", time.monotonic() - t0)
     assert push.returncode == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("robosync: error: "), err
@@ -63,11 +59,6 @@ def test_store_outage_fails_clearly_and_a_rerun_sends_only_what_is_missing(
     resent = {e.part_key for e in store.puts()} & stored
     assert site.project_state(name)["live"] == 31
     site.assert_clone_matches(name, folder_digests(robot.root))
-    # Parts of a multipart upload are resumed from the store's own list.
-    assert not [key for key in resent if key[1] != ":"]
-    if resent:
-        pytest.xfail(
-            f"{len(resent)} single-PUT blobs the store had accepted, but that were not "
-            "completed before it stopped, were sent again: the server's upload plan does "
-            "not yet check the store for them"
-        )
+    # Parts of a multipart upload are resumed from the store's own list, and
+    # single PUTs the store took but nobody completed are found by a HEAD.
+    assert not resent, f"sent again after the outage: {sorted(resent)}"

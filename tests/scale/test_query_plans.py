@@ -69,6 +69,7 @@ def filled_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
             synthetic.fill_blobs(conn, 0, BLOBS)
             synthetic.fill_files(conn, 0, SPREAD_ROWS, PROJECTS, BLOBS)
             synthetic.fill_files(conn, SPREAD_ROWS, SPREAD_ROWS + BIG_ROWS, 1, BLOBS)
+            synthetic.possess_all(conn, f"synthetic-user-{OWNER}")
             synthetic.vacuum_analyze(conn)
         try:
             yield db

@@ -259,8 +259,10 @@ class Transfer:
     def _complete_item(
         digest: str, upload_id: str | None, etags: dict[str, dict[int, str]]
     ) -> CompleteItem:
+        if upload_id is None:  # a single PUT: the store's checksum is the whole proof
+            return CompleteItem(digest=digest)
         parts = [CompletedPart(number=n, etag=e) for n, e in sorted(etags[digest].items())]
-        return CompleteItem(digest=digest, upload_id=upload_id, parts=parts if upload_id else [])
+        return CompleteItem(digest=digest, upload_id=upload_id, parts=parts)
 
     def _complete(self, items: list[CompleteItem], sources: dict[str, UploadSource]) -> None:
         answer = self.api.complete_uploads(items)

@@ -160,6 +160,14 @@ def staging_key() -> str:
     return f"proofs/{secrets.token_hex(16)}"
 
 
+def _single_put_stored(store: BlobStore, key: str, item: UploadItem) -> bool:
+    """Whether ``key`` already holds this one-block item, by the store's own checksum."""
+    info = store.head(key)
+    return (
+        info is not None and info.size == item.size and info.checksum_sha256 == _b64(item.blocks[0])
+    )
+
+
 def _plan_one(
     store: BlobStore,
     who: Principal,
@@ -179,10 +187,17 @@ def _plan_one(
     layout = block_layout(item.size)
     try:
         if len(layout) == 1:
-            req = store.presign_put(key, _b64(item.blocks[0]), item.size)
-            part = PresignedPart(
-                number=1, offset=0, size=item.size, url=req.url, headers=req.headers
-            )
+            if existing is not None and _single_put_stored(store, key, item):
+                # A resumed push: the store took this PUT before the robot could
+                # complete it (e.g. the store went down); completion will verify it.
+                part = PresignedPart(
+                    number=1, offset=0, size=item.size, url="", headers={}, done=True
+                )
+            else:
+                req = store.presign_put(key, _b64(item.blocks[0]), item.size)
+                part = PresignedPart(
+                    number=1, offset=0, size=item.size, url=req.url, headers=req.headers
+                )
             row = None if existing is not None else _upload_row(who, item, None, staging, policy)
             return UploadPlan(digest=item.digest, status="upload", parts=[part]), row
         done: dict[int, StoredPart] = {}
