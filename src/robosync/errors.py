@@ -73,6 +73,13 @@ class AlreadyExists(RobosyncError):
     code = "already_exists"
 
 
+class Gone(RobosyncError):
+    """A version that garbage collection pruned (``gc --keep-versions`` / ``--older-than``)."""
+
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(RobosyncError):
     """A body or an NDJSON line over the server's size cap."""
 
@@ -128,6 +135,7 @@ _BY_CODE: dict[str, type[RobosyncError]] = {
         NotFound,
         ConflictError,
         AlreadyExists,
+        Gone,
         PayloadTooLarge,
         Unprocessable,
         MissingBlobs,

@@ -91,6 +91,10 @@ def test_retention_frees_blobs_only_of_dropped_versions(ops_server: OpsServer) -
     assert _blob_row(ops_server, old.digest) is None and not _stored(ops_server, old.digest)
     assert _stored(ops_server, new.digest)
     assert robot.manifest(project) == {"a.jpg": new.digest}
+    for pruned in ("manifest?version=1", "changes?since=1"):
+        r = robot.http.get(f"/v1/projects/{project}/{pruned}")
+        assert r.status_code == 410, r.text
+        assert "pruned" in r.json()["error"]["message"]
     robot.close()
 
 

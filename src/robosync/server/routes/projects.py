@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from robosync.errors import InvalidInput
 from robosync.protocol import (
     NDJSON,
     PROJECT_NAME_PATTERN,
@@ -27,6 +26,9 @@ router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=AUTH_ERRO
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody},
     404: {"model": ErrorBody},
+}
+_PRUNED: dict[int | str, dict[str, object]] = {
+    410: {"model": ErrorBody, "description": "the version was pruned by garbage collection"},
 }
 
 
@@ -69,7 +71,7 @@ def list_versions(project_id: ProjectId, who: Caller, db: DbDep) -> VersionList:
 @router.get(
     "/{project_id}/manifest",
     response_class=Response,
-    responses={**_ERRORS, **manifest_response()},
+    responses={**_ERRORS, **_PRUNED, **manifest_response()},
 )
 def manifest(
     project_id: ProjectId,
@@ -80,11 +82,8 @@ def manifest(
     """NDJSON stream of ``{path, digest, size}`` at ``version`` (default head), by path."""
     with db.reading() as session:
         head = projects.get_project(session, who, project_id).head_version
-    served = head if version is None else version
-    if served > head:
-        raise InvalidInput(
-            f"version {served} does not exist (head is {head})", {"head_version": head}
-        )
+        served = head if version is None else version
+        projects.check_version_kept(session, project_id, served, head)
     return StreamingResponse(
         iter_manifest(db, project_id, served),
         media_type=NDJSON,
@@ -95,7 +94,7 @@ def manifest(
 @router.get(
     "/{project_id}/changes",
     response_class=Response,
-    responses={**_ERRORS, **changes_response()},
+    responses={**_ERRORS, **_PRUNED, **changes_response()},
 )
 def changes(
     project_id: ProjectId, who: Caller, db: DbDep, since: Annotated[int, Query(ge=0)]
@@ -103,10 +102,7 @@ def changes(
     """NDJSON put/delete lines that take version ``since`` to the head."""
     with db.reading() as session:
         head = projects.get_project(session, who, project_id).head_version
-    if since > head:
-        raise InvalidInput(
-            f"version {since} does not exist (head is {head})", {"head_version": head}
-        )
+        projects.check_version_kept(session, project_id, since, head)
     return StreamingResponse(
         iter_changes(db, project_id, since, head),
         media_type=NDJSON,

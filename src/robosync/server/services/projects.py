@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
-from robosync.errors import AlreadyExists, NotFound
+from robosync.errors import AlreadyExists, Gone, InvalidInput, NotFound
 from robosync.protocol import ProjectInfo, VersionInfo
 from robosync.server.db.models import Project, Version, utcnow
 from robosync.server.services.accounts import Principal
@@ -78,3 +78,22 @@ def list_versions(session: Session, project: Project) -> list[VersionInfo]:
         )
         for v in rows
     ]
+
+
+def check_version_kept(session: Session, project_id: int, version: int, head: int) -> None:
+    """Refuse a version past the head (400) or one that retention pruned (410)."""
+    if version > head:
+        raise InvalidInput(
+            f"version {version} does not exist (head is {head})", {"head_version": head}
+        )
+    if version == head:
+        return
+    kept = session.scalar(
+        select(Version.number).where(Version.project_id == project_id, Version.number == version)
+    )
+    if kept is None:
+        raise Gone(
+            f"version {version} was pruned by garbage collection (head is {head}); "
+            "clone the project again into a new folder",
+            {"head_version": head, "version": version},
+        )
