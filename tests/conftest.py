@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.postgres",
+    "tests.fixtures.redis_service",
     "tests.fixtures.seaweedfs",
     "tests.fixtures.server",
 ]

@@ -15,18 +15,7 @@ from robosync.server.db.engine import make_engine
 from robosync.server.db.migrate import upgrade
 from tests.limits.availability import service_missing
 
-REDIS_URL = os.environ.get("ROBOSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("ROBOSYNC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The URL of a Redis that answers PING."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as e:
-        service_missing(f"Redis at {REDIS_URL} is unreachable: {e}")
-    return REDIS_URL
 
 
 @pytest.fixture
