@@ -18,6 +18,7 @@ Every HTTP exchange goes through the same :class:`Retrying` wrapper.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import tempfile
@@ -141,6 +142,10 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+class Abandoned(Exception):
+    """A transfer given up because another one of the same command failed for good."""
+
+
 class Transfer:
     """Moves blobs between a folder and the store, ``jobs`` at a time."""
 
@@ -155,7 +160,11 @@ class Transfer:
         self.api = api
         self.jobs = max(1, jobs)
         self.progress = progress or NoProgress()
-        self.retrying = retrying or api.retrying
+        # Set when one transfer failed for good: the others stop at their next
+        # attempt or pause instead of spending their whole retry budget.
+        self._abandoned = threading.Event()
+        base = retrying or api.retrying
+        self.retrying = dataclasses.replace(base, sleep=self._pause)
         self.stats = TransferStats()
         self.store = httpx.Client(
             timeout=httpx.Timeout(120.0, connect=10.0),
@@ -166,6 +175,10 @@ class Transfer:
         self.getter = StoreGetter(timeout=120.0, connect_timeout=10.0)
         self._buffers = threading.local()
         self._written_dirs: set[Path] = set()
+
+    def _pause(self, seconds: float) -> None:
+        if self._abandoned.wait(seconds):
+            raise Abandoned("another transfer of this command failed")
 
     def close(self) -> None:
         """Close the store connection pools."""
@@ -247,6 +260,7 @@ class Transfer:
                         completing.append(completers.submit(self._complete, ready, by_digest))
                         ready, last_complete = [], time.monotonic()
         except BaseException:
+            self._abandoned.set()
             for fut in pending:
                 fut.cancel()
             raise
@@ -290,6 +304,8 @@ class Transfer:
                     yield chunk
 
         def once() -> str:
+            if self._abandoned.is_set():
+                raise Abandoned("another transfer of this command failed")
             headers = {**part.headers, "Content-Length": str(part.size)}
             resp = self.store.put(part.url, content=body(), headers=headers)
             if resp.status_code >= 400:
