@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fixtures.loopback_proxy import LoopbackProxy
+
 
 @dataclass
 class Exchange:
@@ -50,41 +52,14 @@ def _headers(head: bytes) -> tuple[str, dict[str, str]]:
     return lines[0], fields
 
 
-class CountingProxy:
+class CountingProxy(LoopbackProxy):
     """Run with ``start()``; point clients at ``.url``; read ``.exchanges``."""
 
     def __init__(self, target_host: str, target_port: int, rate: float | None = None) -> None:
-        self.target = (target_host, target_port)
+        super().__init__(target_host, target_port)
         self.rate = rate
         self.exchanges: list[Exchange] = []
         self.lock = threading.Lock()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        """Where clients connect."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> CountingProxy:
-        """Listen on a free loopback port."""
-        self._thread.start()
-        fut = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
-        fut.result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and the loop."""
-
-        async def close() -> None:
-            if self._server:
-                self._server.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
 
     def puts(self, accepted: bool | None = None) -> list[Exchange]:
         """PUT exchanges (only those answered 2xx if ``accepted``)."""
@@ -98,10 +73,6 @@ class CountingProxy:
         """Forget recorded exchanges."""
         with self.lock:
             self.exchanges.clear()
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         try:

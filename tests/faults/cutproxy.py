@@ -10,46 +10,18 @@ import asyncio
 import contextlib
 import threading
 
+from tests.fixtures.loopback_proxy import LoopbackProxy
 
-class CuttingProxy:
+
+class CuttingProxy(LoopbackProxy):
     """Run with ``start()``; point clients at ``.url``; ``.cut`` counts the cuts made."""
 
     def __init__(self, target_host: str, target_port: int, *, after: int, cuts: int) -> None:
-        self.target = (target_host, target_port)
+        super().__init__(target_host, target_port)
         self.after = after
         self.cuts_left = cuts
         self.cut = 0
-        self.port = 0
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        """Where clients connect."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> CuttingProxy:
-        """Listen on a free loopback port."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and the loop."""
-
-        async def close() -> None:
-            if self._server:
-                self._server.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
 
     def _take_cut(self) -> bool:
         with self._lock:
