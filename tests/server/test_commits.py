@@ -210,3 +210,44 @@ def test_commit_without_a_header_line_is_400(alice: Robot) -> None:
     )
     assert r.status_code == 400
     assert r.json()["error"]["details"]["line"] == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (["cam0"], ["cam0/x.jpg"]),  # a file, then a path under it
+        (["cam0/x.jpg"], ["cam0"]),  # a folder, then a file of its name
+        (["a/b/c/d.jpg"], ["a/b"]),  # at any depth
+        (["a/b"], ["a/b/c/d.jpg"]),
+        (["Cam0"], ["cam0/x.jpg"]),  # case-insensitively too
+        (["cam0/X/y.jpg"], ["CAM0/x"]),
+        ([], ["cam0", "cam0/x.jpg"]),  # within one commit
+    ],
+)
+def test_a_path_that_is_both_file_and_folder_is_422_naming_both(
+    alice: Robot, first: list[str], second: list[str]
+) -> None:
+    project = alice.new_project()
+    blob = _blob(alice, "clash")
+    base = 0
+    if first:
+        assert alice.commit(project, 0, [put(p, blob) for p in first]).status_code == 201
+        base = 1
+    r = alice.commit(project, base, [put(p, blob) for p in second])
+    assert r.status_code == 422, r.text
+    assert sorted(r.json()["error"]["details"]["paths"]) == sorted([*first, *second])[-2:]
+    assert alice.manifest(project) == {p: blob.digest for p in first}  # type: ignore[attr-defined]
+
+
+def test_a_folder_can_become_a_file_when_its_files_go_in_the_same_commit(alice: Robot) -> None:
+    project = alice.new_project()
+    blob = _blob(alice, "swap")
+    assert alice.commit(project, 0, [put("cam0/x.jpg", blob), put("cam1", blob)]).status_code == 201
+    swapped = alice.commit(
+        project, 1, [delete("cam0/x.jpg"), put("cam0", blob), delete("cam1"), put("cam1/y", blob)]
+    )
+    assert swapped.status_code == 201, swapped.text
+    assert sorted(alice.manifest(project)) == ["cam0", "cam1/y"]
+    # Siblings that only share a prefix are not folders of each other.
+    near = [put("cam0.jpg", blob), put("cam0-b/x", blob), put("cam", blob)]
+    assert alice.commit(project, 2, near).status_code == 201

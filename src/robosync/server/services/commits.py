@@ -9,8 +9,11 @@ finds the head moved (409).
 
 Decisions: deleting a path that is not live is a no-op (the commit states the
 end result, and "absent" already holds); a put of the exact content a path
-already has is a no-op too. ``files_added`` counts paths whose content was
-added or changed, ``files_removed`` paths that disappeared.
+already has is a no-op too. A version must be checkable out: new paths may
+not be case twins of live ones, nor files where a folder is (or the reverse;
+``checkout.py``); the transaction rolls back and the answer is 422.
+``files_added`` counts paths whose content was added or changed,
+``files_removed`` paths that disappeared.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from robosync.server.db.models import (
 from robosync.server.db.queries import key_in, one_of
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import touch_used
+from robosync.server.services.checkout import check_no_file_folder_clash
 from robosync.server.services.commit_body import CommitDelta
 from robosync.server.services.possession import possessed_digests
 
@@ -232,7 +236,8 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
     ]
     closing = [live[p] for p, *_ in inserts if p in live]
     closing += [live[p] for p in delta.deletes if p in live]
-    _check_case_twins(session, project_id, [p for p, *_ in inserts if p not in live], delta)
+    new_paths = [p for p, *_ in inserts if p not in live]
+    _check_case_twins(session, project_id, new_paths, delta)
 
     for batch in chunked([row.id for row in closing], IN_BATCH):
         # project_id first: on PostgreSQL it selects the one partition (and the
@@ -258,6 +263,7 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
                 for p, d, s in rows
             ],
         )
+    check_no_file_folder_clash(session, project_id, new_paths)
     project = session.get_one(Project, project_id)
     project.file_count += len(inserts) - len(closing)
     project.total_bytes += sum(s for *_, s in inserts) - sum(r.size for r in closing)

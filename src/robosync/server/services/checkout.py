@@ -1,0 +1,102 @@
+"""A version must be checkable out: no path is both a file and a folder.
+
+Run inside the commit's transaction after its rows are written, so the live
+rows (``removed_in IS NULL``) are exactly the new version. Only paths the
+commit adds can create a clash (the previous version passed this check), and
+each is probed through the live case-key index ``(project_id, path_key)``:
+
+* an ancestor folder of a new path is a live file: one ``path_key IN (…)``
+  lookup of the distinct ancestor keys of the batch;
+* a new path is a folder of a live path: one range probe per new path,
+  ``key + '/' <= path_key < key + '0'`` (``'0'`` follows ``'/'`` in byte
+  order, and both databases compare paths by byte), batched over a
+  ``json_each`` / ``unnest`` list of keys.
+
+Keys are :func:`robosync.paths.case_key`, so ``Cam0`` against ``cam0/x.jpg``
+is refused too: the version must also fit a case-insensitive file system.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, String, bindparam, func, select, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from robosync.errors import Unprocessable
+from robosync.paths import case_key
+from robosync.server.db.models import File
+from robosync.server.db.queries import one_of
+
+BATCH = 1000
+
+
+def check_no_file_folder_clash(session: Session, project_id: int, new_paths: Sequence[str]) -> None:
+    """Raise 422 if a path of ``new_paths`` is a file where a folder is needed, or the reverse."""
+    if not new_paths:
+        return
+    session.flush()
+    under_ancestor: dict[str, str] = {}  # ancestor key -> a new path below it
+    for path in new_paths:
+        key = case_key(path)
+        cut = key.rfind("/")
+        while cut > 0:
+            under_ancestor.setdefault(key[:cut], path)
+            cut = key.rfind("/", 0, cut)
+    ancestors = sorted(under_ancestor)
+    for start in range(0, len(ancestors), BATCH):
+        batch = ancestors[start : start + BATCH]
+        row = session.execute(
+            select(File.path, File.path_key)
+            .where(
+                File.project_id == project_id,
+                File.removed_in.is_(None),
+                one_of(session, File.path_key, batch),
+            )
+            .limit(1)
+        ).first()
+        if row is not None:
+            _clash(row.path, under_ancestor[row.path_key])
+    by_key = {case_key(p): p for p in new_paths}
+    keys = sorted(by_key)
+    for start in range(0, len(keys), BATCH):
+        found = _first_descendant(session, project_id, keys[start : start + BATCH])
+        if found is not None:
+            key, below = found
+            _clash(by_key[key], below)
+
+
+def _first_descendant(session: Session, project_id: int, keys: list[str]) -> tuple[str, str] | None:
+    """``(key, live path under key/)`` for the first key that is a live folder."""
+    if session.get_bind().dialect.name == "postgresql":
+        listed = func.unnest(bindparam(None, keys, type_=ARRAY(String))).table_valued("k")
+        listed = listed.render_derived(name="keys")
+    else:
+        listed = func.json_each(json.dumps(keys)).table_valued("value").alias("keys")
+    key: ColumnElement[str] = type_coerce(listed.c[0], String)
+    below = (
+        select(File.path)
+        .where(
+            File.project_id == project_id,
+            File.removed_in.is_(None),
+            File.path_key >= key.concat("/"),
+            File.path_key < key.concat("0"),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    inner = select(key.label("key"), below.label("below")).select_from(listed).subquery()
+    row = session.execute(
+        select(inner.c.key, inner.c.below).where(inner.c.below.is_not(None)).limit(1)
+    ).first()
+    return None if row is None else (row.key, row.below)
+
+
+def _clash(file: str, below: str) -> None:
+    raise Unprocessable(
+        f"path {file!r} would be a file and also the folder of {below!r} (a check-out "
+        "cannot hold both, on a case-insensitive file system either); rename one",
+        {"paths": [file, below]},
+    )
