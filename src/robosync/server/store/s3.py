@@ -10,13 +10,16 @@ completion is ``base64(digest)-N`` (see ``robosync.digest``).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote, urlsplit
 
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from robosync.errors import IntegrityError, InvalidInput, NotFound, RobosyncError, Unavailable
 from robosync.server.store.base import ObjectInfo, PresignedRequest, StoredPart
+from robosync.server.store.sigv4 import Credentials, SigV4Signer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -46,6 +49,11 @@ def store_error(e: Exception, what: str) -> RobosyncError:
     return Unavailable(f"{what}: object store unavailable ({type(e).__name__})")
 
 
+def uri_path(path: str) -> str:
+    """A request path percent-encoded as S3 expects (``/`` kept)."""
+    return quote(path, safe="/-_.~")
+
+
 def _client_config(addressing_style: str, attempts: int = 3, read_timeout: int = 30) -> Config:
     # "when_required": boto3 must not add its own CRC checksum headers, which
     # would collide with the SHA-256 each presigned part is bound to.
@@ -59,6 +67,33 @@ def _client_config(addressing_style: str, attempts: int = 3, read_timeout: int =
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
+
+
+class _BucketAddress:
+    """Where a key of one bucket lives: host and path, by the addressing style."""
+
+    def __init__(self, endpoint: str, bucket: str, addressing_style: str) -> None:
+        parts = urlsplit(endpoint)
+        self.scheme = parts.scheme or "https"
+        base_path = parts.path.rstrip("/")
+        if addressing_style == "virtual":
+            self.host = f"{bucket}.{parts.netloc}"
+            self.prefix = f"{base_path}/"
+        else:
+            self.host = parts.netloc
+            self.prefix = f"{base_path}/{bucket}/"
+
+    def path(self, key: str) -> str:
+        """The (unencoded) request path of ``key``."""
+        return self.prefix + key
+
+    def url(self, encoded_path: str, query: str) -> str:
+        """A full URL from an already encoded path and query."""
+        return f"{self.scheme}://{self.host}{encoded_path}" + (f"?{query}" if query else "")
+
+
+# A HEAD is retried this many times on a connection error or a 5xx answer.
+_HEAD_ATTEMPTS = 3
 
 
 class S3Store:
@@ -84,6 +119,18 @@ class S3Store:
             region_name=region,
         )
         self._region = region
+        self._session = session
+        endpoint = endpoint or f"https://s3.{region}.amazonaws.com"
+        self._signer = SigV4Signer(region)
+        self._api_address = _BucketAddress(endpoint, bucket, addressing_style)
+        # SigV4 signs the host, so URLs for robots are signed against the
+        # address robots use, which may differ from the API's own route.
+        self._public_address = _BucketAddress(public_endpoint or endpoint, bucket, addressing_style)
+        # HEADs of a completion batch run in a thread pool: one pooled client.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(30, connect=5),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
         self._s3: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
         # Readiness probes must answer fast: one attempt, short timeouts.
         self._probe: S3Client = session.client(
@@ -93,24 +140,40 @@ class S3Store:
                 Config(connect_timeout=2)
             ),
         )
-        # SigV4 signs the host, so URLs for robots are signed against the
-        # address robots use, which may differ from the API's own route.
-        self._presigner: S3Client = (
-            session.client("s3", endpoint_url=public_endpoint, config=config)
-            if public_endpoint
-            else self._s3
-        )
 
-    def _presign(self, operation: str, params: dict[str, Any]) -> str:
-        return self._presigner.generate_presigned_url(
-            operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=self.expiry_seconds
+    def _credentials(self) -> Credentials:
+        creds = self._session.get_credentials()
+        if creds is None:
+            raise Unavailable("no S3 credentials configured (ROBOSYNC_S3_ACCESS_KEY)")
+        frozen = creds.get_frozen_credentials()
+        if not frozen.access_key or not frozen.secret_key:
+            raise Unavailable("S3 credentials are incomplete (ROBOSYNC_S3_SECRET_KEY)")
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def _presign(
+        self,
+        method: str,
+        key: str,
+        params: list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        address = self._public_address
+        path = address.path(key)
+        query = self._signer.presign(
+            self._credentials(),
+            method,
+            address.host,
+            path,
+            params or [],
+            headers or {},
+            self.expiry_seconds,
         )
+        return address.url(uri_path(path), query)
 
     def presign_put(self, key: str, checksum_b64: str, size: int) -> PresignedRequest:
         """A single PUT of a one-block object whose body must hash to ``checksum_b64``."""
-        url = self._presign(
-            "put_object", {"Key": key, "ChecksumSHA256": checksum_b64, "ContentLength": size}
-        )
+        headers = {CHECKSUM_HEADER: checksum_b64, "content-length": str(size)}
+        url = self._presign("PUT", key, headers=headers)
         return PresignedRequest(url, {CHECKSUM_HEADER: checksum_b64})
 
     def create_multipart(self, key: str) -> str:
@@ -128,14 +191,10 @@ class S3Store:
     ) -> PresignedRequest:
         """A PUT of part ``number`` whose body must hash to ``checksum_b64``."""
         url = self._presign(
-            "upload_part",
-            {
-                "Key": key,
-                "UploadId": upload_id,
-                "PartNumber": number,
-                "ChecksumSHA256": checksum_b64,
-                "ContentLength": size,
-            },
+            "PUT",
+            key,
+            params=[("partNumber", str(number)), ("uploadId", upload_id)],
+            headers={CHECKSUM_HEADER: checksum_b64, "content-length": str(size)},
         )
         return PresignedRequest(url, {CHECKSUM_HEADER: checksum_b64})
 
@@ -193,15 +252,39 @@ class S3Store:
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size and SHA-256 checksum of an object, or ``None`` if absent."""
-        try:
-            r = self._s3.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
-        except ClientError as e:
-            if _error_code(e) in ("404", "NoSuchKey", "NotFound"):
+        address = self._api_address
+        path = address.path(key)
+        url = address.url(uri_path(path), "")
+        for attempt in range(1, _HEAD_ATTEMPTS + 1):
+            headers = self._signer.sign_headers(
+                self._credentials(),
+                "HEAD",
+                address.host,
+                path,
+                [],
+                {"x-amz-checksum-mode": "ENABLED"},
+            )
+            try:
+                r = self._http.head(url, headers=headers)
+            except httpx.HTTPError as e:
+                if attempt == _HEAD_ATTEMPTS:
+                    raise Unavailable(
+                        f"head {key}: object store unavailable ({type(e).__name__})"
+                    ) from e
+                continue
+            if r.status_code == 404:
                 return None
-            raise store_error(e, f"head {key}") from e
-        except BotoCoreError as e:
-            raise store_error(e, f"head {key}") from e
-        return ObjectInfo(size=r["ContentLength"], checksum_sha256=r.get("ChecksumSHA256"))
+            if r.status_code < 300:
+                return ObjectInfo(
+                    size=int(r.headers["content-length"]),
+                    checksum_sha256=r.headers.get(CHECKSUM_HEADER),
+                )
+            if r.status_code < 500 or attempt == _HEAD_ATTEMPTS:
+                break
+        details = {"s3_status": r.status_code}
+        if 400 <= r.status_code < 500:
+            raise InvalidInput(f"head {key}: the object store refused ({r.status_code})", details)
+        raise Unavailable(f"head {key}: object store unavailable ({r.status_code})")
 
     def delete(self, key: str) -> None:
         """Delete an object (no error if it is absent)."""
@@ -212,7 +295,7 @@ class S3Store:
 
     def presign_get(self, key: str) -> str:
         """A GET URL for an object, valid for the configured expiry."""
-        return self._presign("get_object", {"Key": key})
+        return self._presign("GET", key)
 
     def check(self) -> None:
         """Raise :class:`Unavailable` if the bucket cannot be reached."""
