@@ -39,3 +39,12 @@ def test_migrations_match_the_models_on_postgresql() -> None:
         pytest.skip(problem)
     with fresh_database("robosync_migrations") as url:
         assert _schema_differences(url) == []
+
+
+def test_head_revision_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    assert migrate.head_revision() == ScriptDirectory.from_config(cfg).get_current_head()

@@ -1,22 +1,25 @@
-"""The ``robosync-server`` command: parsing and printing only."""
+"""The ``robosync-server`` command: parsing and printing only.
+
+Only the standard library is imported at module level: a client-only install
+(without the ``server`` extra) still has this script, and must be told how to
+install the server rather than crash. Each command imports what it needs, so
+the admin commands start quickly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from robosync.errors import RobosyncError
-from robosync.server.db import migrate
-from robosync.server.db.engine import Database
-from robosync.server.logs import configure_logging
-from robosync.server.services import accounts, gc
-from robosync.server.settings import Settings, env_help
+
+if TYPE_CHECKING:
+    from robosync.server.db.engine import Database
+    from robosync.server.settings import Settings
 
 FIRST_USER = "admin"
 PROG = "robosync-server"
@@ -26,7 +29,23 @@ class CommandError(Exception):
     """A failure to report as one line on stderr."""
 
 
+# The top-level modules of the ``server`` extra this command cannot run without.
+SERVER_MODULES = (
+    "sqlalchemy",
+    "alembic",
+    "pydantic_settings",
+    "fastapi",
+    "uvicorn",
+    "boto3",
+    "prometheus_client",
+    "limits",
+)
+SERVER_INSTALL_HINT = 'pip install "robosync[server]"'
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    from robosync.server.settings import Settings
+
     overrides: dict[str, Any] = {
         name: getattr(args, name)
         for name in ("data_dir", "host", "port")
@@ -35,20 +54,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _open_database(settings: Settings, *, create: bool = True) -> Database:
-    """The database, migrated if it was empty; refuses one that lags the code."""
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
-    current = migrate.current_revision(db.engine)
-    if current is None and create:
-        migrate.upgrade(db.engine)
-    elif current != migrate.head_revision():
-        raise CommandError(
-            f"database schema is at {current}, this version needs {migrate.head_revision()}; "
-            f"run `{PROG} migrate` first"
-        )
-    return db
+def _open_database(settings: Settings, *, create: bool = False) -> Database:
+    """The database at the schema this code needs; only ``serve`` passes ``create``.
+
+    Raises :class:`CommandError` saying where it looked when there is no
+    robosync database there.
+    """
+    from robosync.server.db.opening import DatabaseUnavailable, open_database
+
+    try:
+        return open_database(settings, create=create)
+    except DatabaseUnavailable as e:
+        raise CommandError(str(e)) from e
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -56,10 +73,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from robosync.server.app import create_app
+    from robosync.server.listen import PortUnavailable, bind_listener
+    from robosync.server.logs import configure_logging
+    from robosync.server.services import accounts
     from robosync.server.store.s3 import S3Store
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
+    # The port first: a server that cannot listen must not spend the one-time token.
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except PortUnavailable as e:
+        raise CommandError(str(e)) from e
     db = _open_database(settings, create=not args.no_migrate)
     with db.writing() as session:
         token = None
@@ -72,7 +97,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
             "keep it secret):",
             flush=True,
         )
-        print(f"ROBOSYNC_TOKEN={token}", flush=True)
+        print(token, flush=True)
+        print(f"{PROG}: on a robot, log in with:", flush=True)
+        print(
+            f"  robosync login --server {settings.effective_public_url} --token {token}",
+            flush=True,
+        )
     app = create_app(settings, db)
     if isinstance(app.state.store, S3Store):
         try:
@@ -82,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             print(f"{PROG}: warning: bucket {settings.s3_bucket!r} not usable yet: {e}")
     print(f"{PROG}: serving on http://{settings.host}:{settings.port}", flush=True)
     # Our own request log line (logs.RequestLogMiddleware) replaces uvicorn's access log.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -90,11 +120,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         access_log=False,
         log_level=settings.log_level.lower(),
     )
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def cmd_gc(args: argparse.Namespace) -> None:
     """Delete unreferenced old blobs and expired uploads (and old versions if asked)."""
     from robosync.server.app import build_store
+    from robosync.server.logs import configure_logging
+    from robosync.server.services import gc
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -109,7 +142,7 @@ def cmd_gc(args: argparse.Namespace) -> None:
         raise CommandError(str(e)) from e
     if policy.keep_versions is not None and policy.keep_versions < 1:
         raise CommandError("--keep-versions must be at least 1 (the head is always kept)")
-    db = _open_database(settings, create=False)
+    db = _open_database(settings)
     report = gc.collect_garbage(db, build_store(settings), policy)
     dry = " (dry run: nothing deleted)" if policy.dry_run else ""
     print(f"{PROG}: garbage collection, grace {args.grace}{dry}:")
@@ -120,18 +153,27 @@ def cmd_gc(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    """Bring the database schema to the newest version."""
+    """Bring the database schema to the newest version (creating the database if needed)."""
+    from robosync.server.db import migrate
+    from robosync.server.db.engine import Database
+    from robosync.server.db.opening import describe_location, schema_revision
+
     settings = _settings(args)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
-    before = migrate.current_revision(db.engine)
+    before = schema_revision(db)
     migrate.upgrade(db.engine)
-    print(f"{PROG}: schema at {migrate.head_revision()} (was {before or 'empty'})")
+    print(
+        f"{PROG}: schema at {migrate.head_revision()} (was {before or 'empty'}) "
+        f"in {describe_location(settings)}"
+    )
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
     """Create a user."""
+    from robosync.server.services import accounts
+
     db = _open_database(_settings(args))
     with db.writing() as session:
         accounts.create_user(session, args.name)
@@ -140,6 +182,8 @@ def cmd_create_user(args: argparse.Namespace) -> None:
 
 def cmd_create_token(args: argparse.Namespace) -> None:
     """Create a robot token; the token is the last line of stdout."""
+    from robosync.server.services import accounts
+
     db = _open_database(_settings(args))
     with db.writing() as session:
         user = accounts.find_user(session, args.user)
@@ -150,6 +194,8 @@ def cmd_create_token(args: argparse.Namespace) -> None:
 
 def cmd_revoke_token(args: argparse.Namespace) -> None:
     """Revoke a robot's token."""
+    from robosync.server.services import accounts
+
     db = _open_database(_settings(args))
     with db.writing() as session:
         user = accounts.find_user(session, args.user)
@@ -159,8 +205,13 @@ def cmd_revoke_token(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
+    from robosync.server.settings import DATA_DIR_DEFAULT, env_help
+
     common.add_argument(
-        "--data-dir", type=Path, help="data folder (env ROBOSYNC_DATA_DIR; default ./robosync-data)"
+        "--data-dir",
+        type=Path,
+        help="the server's data folder, the same for every command "
+        f"(env ROBOSYNC_DATA_DIR; default ./{DATA_DIR_DEFAULT})",
     )
     env = "environment variables (every command reads them):\n" + env_help()
     parser = argparse.ArgumentParser(
@@ -183,7 +234,11 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    serve = add("serve", cmd_serve, "run the API server; an empty database is initialised")
+    serve = add(
+        "serve",
+        cmd_serve,
+        "run the API server; creates the database (and a first token) if there is none",
+    )
     serve.add_argument("--host", help="address to listen on (env ROBOSYNC_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (env ROBOSYNC_PORT)")
     serve.add_argument(
@@ -218,7 +273,11 @@ def _parser() -> argparse.ArgumentParser:
         help="drop versions created longer ago than this, e.g. 90d (with --keep-versions, "
         "a version either rule keeps stays; the head always stays)",
     )
-    add("migrate", cmd_migrate, "bring the database schema to the newest version")
+    add(
+        "migrate",
+        cmd_migrate,
+        "bring the database schema to the newest version (creates the database if needed)",
+    )
     add("create-user", cmd_create_user, "create a user").add_argument("name")
     token = add("create-token", cmd_create_token, "create a token for one robot of a user")
     token.add_argument("user")
@@ -229,8 +288,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def missing_server_module() -> str | None:
+    """The first module of the ``server`` extra that cannot be imported, if any."""
+    for name in SERVER_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
+
+
+def _server_not_installed(module: str | None) -> int:
+    print(
+        f"{PROG}: error: the robosync server is not installed here (no module {module!r}); "
+        f"install it with: {SERVER_INSTALL_HINT}",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``robosync-server``; returns the exit status."""
+    missing = missing_server_module()
+    if missing is not None:
+        return _server_not_installed(missing)
+    try:
+        return _run(argv)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] in SERVER_MODULES:
+            return _server_not_installed(e.name)
+        raise
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
     args = _parser().parse_args(argv)
     try:
         args.func(args)

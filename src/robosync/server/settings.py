@@ -9,6 +9,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ROBOSYNC_"
+# Every command defaults to this folder (relative to where it runs).
+DATA_DIR_DEFAULT = "robosync-data"
+SQLITE_FILE = "robosync.sqlite"
 
 
 class Settings(BaseSettings):
@@ -17,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(
-        default=Path("robosync-data"),
+        default=Path(DATA_DIR_DEFAULT),
         description="folder for the SQLite database, the local blob store and its secret",
     )
     host: str = Field(default="127.0.0.1", description="address to listen on")
@@ -89,7 +92,7 @@ class Settings(BaseSettings):
         """The database URL, defaulting to SQLite inside the data dir."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.data_dir.resolve() / 'robosync.sqlite'}"
+        return f"sqlite:///{self.data_dir.resolve() / SQLITE_FILE}"
 
     @property
     def effective_public_url(self) -> str:
