@@ -116,3 +116,55 @@ def test_scan_of_many_files_writes_them_all(index: Index):
     report = scan(index, workers=4)
     assert report.hashed == 1200
     assert len(list(index.file_rows())) == 1200
+
+
+def test_a_file_written_while_it_is_hashed_is_left_out_then_hashed_next_scan(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+):
+    import robosync.client.scan as scan_module
+
+    write(index.root, "steady.png", b"steady")
+    write(index.root, "growing.png", b"first half")
+    real = scan_module.digest_stream
+
+    def digest_then_append(stream):  # type: ignore[no-untyped-def]
+        d = real(stream)
+        if d.digest == digest_bytes(b"first half").digest:
+            with open(index.root / "growing.png", "ab") as f:
+                f.write(b" and the rest")
+        return d
+
+    monkeypatch.setattr(scan_module, "digest_stream", digest_then_append)
+    report = scan(index)
+    assert [(x.path, x.reason) for x in report.left_out] == [
+        ("growing.png", "changed while it was hashed (size or mtime moved)")
+    ]
+    assert index.file("growing.png") is None and index.file("steady.png") is not None
+    monkeypatch.setattr(scan_module, "digest_stream", real)
+    again = scan(index)
+    assert not again.left_out
+    assert index.file("growing.png").digest == digest_bytes(b"first half and the rest").digest
+
+
+def test_a_file_replaced_by_a_fifo_after_its_stat_is_left_out_without_blocking(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+):
+    import robosync.client.scan as scan_module
+
+    write(index.root, "ok.png", b"fine")
+    write(index.root, "cam/pipe.png", b"soon a FIFO")
+    real = scan_module.walk
+
+    def walk_then_swap(root, report):  # type: ignore[no-untyped-def]
+        for seen in real(root, report):
+            if seen.path == "cam/pipe.png":
+                os.unlink(seen.disk)
+                os.mkfifo(seen.disk)  # opening it to read would block forever
+            yield seen
+
+    monkeypatch.setattr(scan_module, "walk", walk_then_swap)
+    report = scan(index)
+    assert [(x.path, x.reason) for x in report.left_out] == [
+        ("cam/pipe.png", "cannot be read (not a regular file any more)")
+    ]
+    assert index.file("ok.png") is not None and index.file("cam/pipe.png") is None

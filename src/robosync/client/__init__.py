@@ -10,6 +10,7 @@ Import from here; the submodules may change::
 """
 
 from robosync.client.api import Api
+from robosync.client.leftout import LeftOut
 from robosync.client.lock import ProjectLocked
 from robosync.client.merge import Entry, MergeNote, Policy, merge
 from robosync.client.project import (
@@ -28,6 +29,7 @@ __all__ = [
     "ClientSettings",
     "Entry",
     "EvictResult",
+    "LeftOut",
     "MergeNote",
     "NotAProject",
     "Policy",

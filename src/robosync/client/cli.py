@@ -22,6 +22,13 @@ from robosync.client.settings import ClientSettings
 from robosync.client.transfer import DEFAULT_JOBS
 from robosync.errors import RateLimited, RobosyncError, Unauthorized, Unavailable
 
+# Exit codes: 0 done; 1 failed (one line on stderr says why); 2 bad usage
+# (argparse); 3 a push committed everything but some files it left out (each
+# named on stderr with its reason, and in --json `left_out`); 130 Ctrl-C.
+EXIT_FAILED = 1
+EXIT_LEFT_OUT = 3
+EXIT_INTERRUPTED = 130
+
 
 def human_bytes(n: float) -> str:
     """``1.5 MiB``-style size."""
@@ -214,6 +221,8 @@ def cmd_status(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
 
 def _push_text(r: PushResult) -> str:
     if not r.committed and not r.merged:
+        if r.left_out:
+            return f"nothing committed (v{r.version}): {len(r.left_out)} files left out"
         return f"nothing to push (v{r.version})"
     lines = _notes_text(r.merged)
     lines.append(
@@ -221,6 +230,7 @@ def _push_text(r: PushResult) -> str:
         f"uploaded {r.uploaded_blobs} blobs ({human_bytes(r.bytes_sent)}), "
         f"{r.already_present} already on the server"
         + (f", {r.parts_skipped} parts resumed" if r.parts_skipped else "")
+        + (f"; {len(r.left_out)} files left out" if r.left_out else "")
     )
     return "\n".join(lines)
 
@@ -230,8 +240,10 @@ def cmd_push(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     with Project.open(a.project_dir, settings=s) as p:
         r = p.push(jobs=a.jobs, policy=a.policy, message=a.message, progress=o.progress())
     _warn_invalid(o, r.invalid)
+    for item in r.left_out:
+        o.warn(f"left out {item.path}: {item.reason}; the next push picks it up")
     o.result(r.to_dict(), lambda: _push_text(r))
-    return 0
+    return EXIT_LEFT_OUT if r.left_out else 0
 
 
 def _pull_text(r: PullResult, verb: str) -> str:
@@ -427,12 +439,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args, ClientSettings.from_env(), out))
     except KeyboardInterrupt:
         sys.stderr.write("robosync: interrupted; run the command again to resume\n")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:
         if args.debug:
             raise
         sys.stderr.write(f"robosync: error: {_error_line(e)}\n")
-        return 1
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -198,6 +198,13 @@ class Index:
         """Forget these paths."""
         self.db.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
 
+    def forget_stat(self, paths: Iterable[str]) -> None:
+        """Make the next scan hash these local files again, whatever their stat says."""
+        self.db.executemany(
+            "UPDATE files SET mtime_ns = -1 WHERE path = ? AND state = ?",
+            ((p, LOCAL) for p in paths),
+        )
+
     def set_remote_only(self, path: str, entry: Entry, state: str) -> None:
         """Record ``path`` as known but not on disk (``evicted`` or ``remote``)."""
         self.put_files([FileRow(path, entry.size, 0, 0, entry.digest, None, state)])

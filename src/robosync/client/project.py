@@ -35,8 +35,10 @@ from robosync.client.index import (
     REMOTE,
     FileRow,
     Index,
+    LocalDelta,
     ProjectConfig,
 )
+from robosync.client.leftout import DELETED, LeftOut, LeftOutFiles, Stamp
 from robosync.client.lock import folder_lock
 from robosync.client.merge import Change, Entry, MergeNote, Policy, merge
 from robosync.client.progress import NoProgress, Progress
@@ -99,6 +101,9 @@ class PushResult:
     commit_attempts: int = 0
     merged: list[MergeNote] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
+    # Files that changed, vanished or could not be read during this push: not
+    # in this commit (everything else is), picked up again by the next push.
+    left_out: list[LeftOut] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -369,33 +374,50 @@ class Project:
         *,
         progress: Progress | None = None,
     ) -> PushResult:
-        """Upload what the server lacks and commit the local changes (merging on conflict)."""
+        """Upload what the server lacks and commit the local changes (merging on conflict).
+
+        A file that changes, vanishes or cannot be read meanwhile is left out
+        (``PushResult.left_out`` says why) and everything else is committed.
+        """
         progress = progress or NoProgress()
         with self._locked():
             report = self._scan(progress)
+            left_out = LeftOutFiles(report.left_out)
             delta = self.index.local_delta()
             result = PushResult(
                 version=self.index.base_version,
                 committed=False,
-                added=len(delta.added),
-                modified=len(delta.modified),
-                deleted=len(delta.deleted),
                 hashed=report.hashed,
                 invalid=report.invalid,
             )
-            if not delta:
-                return result
-            changes = delta.changes()
+            changes = left_out.without(delta.changes())
             transfer = Transfer(self.api, jobs=jobs, progress=progress)
             try:
                 uploaded: set[str] = set()
                 with self._naming_the_store():
-                    self._upload(transfer, changes, uploaded)
-                    self._commit_with_merges(transfer, changes, uploaded, policy, message, result)
+                    changes = self._upload(transfer, changes, uploaded, left_out)
+                    self._commit_with_merges(
+                        transfer, changes, uploaded, policy, message, result, left_out
+                    )
             finally:
                 transfer.close()
                 self._copy_stats(transfer.stats, result)
+                self._account_left_out(delta, left_out, result)
             return result
+
+    def _account_left_out(
+        self, delta: LocalDelta, left_out: LeftOutFiles, result: PushResult
+    ) -> None:
+        """Count only what was pushed; make the next scan hash every left-out file anew."""
+        result.added = sum(p not in left_out for p in delta.added)
+        result.modified = sum(p not in left_out for p in delta.modified)
+        result.deleted = sum(p not in left_out for p in delta.deleted)
+        result.left_out = left_out.listed()
+        if left_out:
+            # Its row may hold a digest of bytes the file no longer has (even
+            # with an unchanged mtime): never trust it again.
+            with self.index.transaction():
+                self.index.forget_stat(left_out.paths())
 
     @contextmanager
     def _naming_the_store(self) -> Iterator[None]:
@@ -417,20 +439,43 @@ class Project:
             ) from e
 
     def _upload(
-        self, transfer: Transfer, changes: Mapping[str, Change], uploaded: set[str]
-    ) -> None:
-        sources: list[UploadSource] = []
+        self,
+        transfer: Transfer,
+        changes: Mapping[str, Change],
+        uploaded: set[str],
+        left_out: LeftOutFiles,
+    ) -> dict[str, Change]:
+        """Make the blobs of ``changes`` present; return ``changes`` less the files left out.
+
+        A blob whose file failed is tried again from another file holding the
+        same digest (a duplicate elsewhere in the folder), if there is one.
+        """
+        holders: dict[str, list[FileRow]] = {}
         for path, change in changes.items():
             if change is None or change.digest in uploaded:
                 continue
             row = self.index.file(path)
             if row is None or row.state != LOCAL:
-                raise RobosyncError(f"{path} is not on disk any more; run push again")
-            sources.append(
-                UploadSource(row.digest, row.size, row.block_hashes(), self.root / row.path)
-            )
-        transfer.upload(sources)
-        uploaded.update(s.digest for s in sources)
+                left_out.add(path, DELETED)
+                continue
+            holders.setdefault(row.digest, []).append(row)
+        while holders:
+            sources = [
+                UploadSource(
+                    r.digest,
+                    r.size,
+                    r.block_hashes(),
+                    self.root / r.path,
+                    Stamp(r.size, r.mtime_ns, r.inode),
+                )
+                for r in (rows[0] for rows in holders.values())
+            ]
+            troubled = transfer.upload(sources)
+            uploaded.update(d for d in holders if d not in troubled)
+            for digest, reason in troubled.items():
+                left_out.add(holders[digest][0].path, reason)
+            holders = {d: holders[d][1:] for d in troubled if len(holders[d]) > 1}
+        return left_out.without(changes)
 
     def _commit_with_merges(
         self,
@@ -440,10 +485,14 @@ class Project:
         policy: Policy,
         message: str,
         result: PushResult,
+        left_out: LeftOutFiles,
     ) -> None:
         rng = random.Random()
         reuploads = 0
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            if not changes:  # nothing, or only files left out
+                result.version = self.index.base_version
+                return
             result.commit_attempts = attempt
             # One key per attempt-set: the retry wrapper resends this same commit
             # with this key, a commit after a merge is a new commit with a new key.
@@ -461,18 +510,15 @@ class Project:
             except ConflictError:
                 notes = self._merge_remote(policy)
                 result.merged.extend(notes)
-                changes = self.index.local_delta().changes()
-                if not changes:
-                    result.version = self.index.base_version
-                    return
-                self._upload(transfer, changes, uploaded)
+                changes = left_out.without(self.index.local_delta().changes())
+                changes = self._upload(transfer, changes, uploaded, left_out)
                 time.sleep(rng.uniform(0, min(2.0, 0.05 * 2**attempt)))
                 continue
             except MissingBlobs as e:
                 reuploads += 1
                 if reuploads > REUPLOAD_ROUNDS:
                     raise
-                self._reupload_missing(transfer, changes, uploaded, e)
+                changes = self._reupload_missing(transfer, changes, uploaded, e, left_out)
                 continue
             with self.index.transaction():
                 self.index.apply_to_base(changes.items())
@@ -492,16 +538,24 @@ class Project:
         changes: Mapping[str, Change],
         uploaded: set[str],
         err: MissingBlobs,
-    ) -> None:
-        """Upload again the blobs a commit was refused for (the server lost them meanwhile)."""
+        left_out: LeftOutFiles,
+    ) -> dict[str, Change]:
+        """Upload again the blobs a commit was refused for (the server lost them meanwhile).
+
+        Returns ``changes`` less the files that could not be uploaded again.
+        """
         listed = {str(d) for d in err.details.get("missing", [])}
         complete_list = int(err.details.get("missing_count", len(listed))) <= len(listed)
         digests = {c.digest for c in changes.values() if c is not None}
         missing = listed & digests if listed and complete_list else digests
         uploaded.difference_update(missing)
         self._upload(
-            transfer, {p: c for p, c in changes.items() if c and c.digest in missing}, uploaded
+            transfer,
+            {p: c for p, c in changes.items() if c and c.digest in missing},
+            uploaded,
+            left_out,
         )
+        return left_out.without(changes)
 
     @staticmethod
     def _copy_stats(stats: TransferStats, result: PushResult) -> None:
@@ -559,7 +613,9 @@ class Project:
                 continue
             if row.state == LOCAL:
                 (self.root / copy).parent.mkdir(parents=True, exist_ok=True)
-                os.rename(self.root / path, self.root / copy)
+                # A file deleted during this push was left out; its row still moves.
+                with _missing_ok():
+                    os.rename(self.root / path, self.root / copy)
             moves.append((row, copy))
         for path in decided.take_remote:
             if path in decided.conflict_copies:

@@ -5,7 +5,9 @@ every other file is hashed. Hashing runs on a thread pool: ``hashlib`` releases
 the GIL on buffers over 2 KiB and files are read 1 MiB at a time, so threads
 use every core without the cost of shipping results between processes.
 At most ``2 x workers`` files are in flight and rows are written in batches,
-so memory stays flat however many files change.
+so memory stays flat however many files change. A file that changes, vanishes
+or cannot be read while it is hashed is not indexed but reported
+(``ScanReport.left_out``): the push leaves it out and the next scan hashes it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robosync.client.index import DIRNAME, LOCAL, FileRow, Index
-from robosync.digest import digest_file
+from robosync.client.leftout import (
+    FileTrouble,
+    LeftOut,
+    Stamp,
+    file_trouble,
+    open_as_hashed,
+    still_as_hashed,
+)
+from robosync.digest import digest_stream
 from robosync.paths import normalize_path, path_problem
 
 TEMP_PREFIX = ".robosync-tmp-"
@@ -34,6 +44,8 @@ class ScanReport:
     hashed_bytes: int = 0
     removed: int = 0
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # Changed, vanished or unreadable while hashed: not indexed now, hashed next time.
+    left_out: list[LeftOut] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -81,17 +93,22 @@ def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
                 yield _Seen(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _hash(seen: _Seen) -> FileRow:
-    d = digest_file(seen.disk)
-    # Re-stat after hashing: a file written during the hash gets a new mtime and
-    # will be hashed again next time instead of keeping a stale digest.
-    st = os.stat(seen.disk)
-    mtime = st.st_mtime_ns if st.st_size == d.size else -1
+def _hash(seen: _Seen) -> FileRow | LeftOut:
+    stamp = Stamp(seen.size, seen.mtime_ns, seen.inode)
+    try:
+        with file_trouble("hashed"):
+            with open_as_hashed(seen.disk, stamp, "hashed") as f:
+                d = digest_stream(f)
+            # A file written during the hash would be indexed with a digest of
+            # bytes it no longer has: it is left out and hashed again next time.
+            still_as_hashed(Path(seen.disk), stamp, "hashed")
+    except FileTrouble as e:
+        return LeftOut(seen.path, e.reason)
     return FileRow(
         seen.path,
         d.size,
-        mtime,
-        st.st_ino,
+        seen.mtime_ns,
+        seen.inode,
         d.digest,
         b"".join(b.sha256 for b in d.blocks),
         LOCAL,
@@ -121,12 +138,12 @@ def scan(
                 index.put_files(pending)
             pending.clear()
 
-    def collect(done: set[Future[FileRow]]) -> None:
+    def collect(done: set[Future[FileRow | LeftOut]]) -> None:
         for fut in done:
-            try:
-                row = fut.result()
-            except FileNotFoundError:
-                continue  # deleted while hashing: it is simply not there
+            row = fut.result()
+            if isinstance(row, LeftOut):
+                report.left_out.append(row)
+                continue
             pending.append(row)
             report.hashed += 1
             report.hashed_bytes += row.size
@@ -134,7 +151,7 @@ def scan(
                 on_hashed(row.size)
         flush()
 
-    in_flight: set[Future[FileRow]] = set()
+    in_flight: set[Future[FileRow | LeftOut]] = set()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robosync-hash") as pool:
         for seen in walk(root, report):
             report.files += 1

@@ -34,6 +34,13 @@ from typing import TypeVar
 import httpx
 
 from robosync.client.api import Api, error_of
+from robosync.client.leftout import (
+    FileTrouble,
+    Stamp,
+    file_trouble,
+    open_as_hashed,
+    still_as_hashed,
+)
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying
 from robosync.client.scan import TEMP_PREFIX
@@ -61,6 +68,7 @@ class UploadSource:
     size: int
     blocks: list[str]
     file: Path
+    stamp: Stamp | None = None  # as hashed; a file that no longer has it is not sent
 
 
 @dataclass(frozen=True)
@@ -187,9 +195,14 @@ class Transfer:
 
     # --- uploads ----------------------------------------------------------
 
-    def upload(self, sources: list[UploadSource]) -> TransferStats:
-        """Make every blob of ``sources`` present in the store (uploading only what is missing)."""
+    def upload(self, sources: list[UploadSource]) -> dict[str, str]:
+        """Make every blob of ``sources`` present in the store (uploading only what is missing).
+
+        Returns the blobs whose file changed, vanished or could not be read
+        (digest -> one-line reason): they are not present, every other blob is.
+        """
         unique = list({s.digest: s for s in sources}.values())
+        troubled: dict[str, str] = {}
         self.stats.add(blobs=len(unique))
         self.progress.start("upload", len(unique), sum(s.size for s in unique))
         try:
@@ -198,13 +211,17 @@ class Transfer:
                 ThreadPoolExecutor(_COMPLETERS, thread_name_prefix="robosync-done") as completers,
             ):
                 for batch in batched(unique, BATCH):
-                    self._upload_batch(pool, completers, batch)
+                    self._upload_batch(pool, completers, batch, troubled)
         finally:
             self.progress.finish()
-        return self.stats
+        return troubled
 
     def _upload_batch(
-        self, pool: ThreadPoolExecutor, completers: ThreadPoolExecutor, batch: list[UploadSource]
+        self,
+        pool: ThreadPoolExecutor,
+        completers: ThreadPoolExecutor,
+        batch: list[UploadSource],
+        troubled: dict[str, str],
     ) -> None:
         by_digest = {s.digest: s for s in batch}
         plans = self.api.plan_uploads(
@@ -243,7 +260,17 @@ class Transfer:
                 done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in done:
                     digest, number, size = futures[fut]
-                    etags[digest][number] = fut.result()
+                    if digest in troubled:
+                        continue
+                    try:
+                        etags[digest][number] = fut.result()
+                    except FileTrouble as e:
+                        # This file's problem, not the push's: drop its blob, go on.
+                        troubled[digest] = e.reason
+                        for other, (d, _, _) in futures.items():
+                            if d == digest:
+                                other.cancel()
+                        continue
                     self.stats.add(parts_sent=1, bytes_sent=size)
                     self.progress.advance(nbytes=size)
                     remaining[digest] -= 1
@@ -293,15 +320,17 @@ class Transfer:
         what = f"upload of {src.file} part {part.number}"
 
         def body() -> Iterator[bytes]:
-            with open(src.file, "rb") as f:
+            with open_as_hashed(src.file, src.stamp, "uploaded") as f:
                 f.seek(part.offset)
                 left = part.size
                 while left:
                     chunk = f.read(min(_CHUNK, left))
                     if not chunk:
-                        raise IntegrityError(f"{src.file} shrank while it was uploaded; run again")
+                        raise FileTrouble("changed while it was uploaded (it shrank)")
                     left -= len(chunk)
                     yield chunk
+            if src.stamp is not None:
+                still_as_hashed(src.file, src.stamp, "uploaded")
 
         def once() -> str:
             if self._abandoned.is_set():
@@ -312,7 +341,8 @@ class Transfer:
                 raise store_error(resp, what)
             return resp.headers.get("ETag", "")
 
-        return self.retrying.call(once, what)
+        with file_trouble("uploaded"):
+            return self.retrying.call(once, what)
 
     # --- downloads --------------------------------------------------------
 
