@@ -332,11 +332,16 @@ class Transfer:
             if src.stamp is not None:
                 still_as_hashed(src.file, src.stamp, "uploaded")
 
+        direct = direct_route(part.url)
+
         def once() -> str:
             if self._abandoned.is_set():
                 raise Abandoned("another transfer of this command failed")
             headers = {**part.headers, "Content-Length": str(part.size)}
-            resp = self.store.put(part.url, content=body(), headers=headers)
+            if direct:
+                resp = self.getter.put(part.url, headers, body)
+            else:
+                resp = self.store.put(part.url, content=body(), headers=headers)
             if resp.status_code >= 400:
                 raise store_error(resp, what)
             return resp.headers.get("ETag", "")

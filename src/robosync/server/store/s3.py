@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 import boto3
-import httpx
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -126,10 +126,11 @@ class S3Store:
         # SigV4 signs the host, so URLs for robots are signed against the
         # address robots use, which may differ from the API's own route.
         self._public_address = _BucketAddress(public_endpoint or endpoint, bucket, addressing_style)
-        # HEADs of a completion batch run in a thread pool: one pooled client.
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(30, connect=5),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        # HEADs of a completion batch run in a thread pool. urllib3 (boto3's own
+        # transport) rather than httpx: httpcore's pool serialises every
+        # request and response of all threads on one lock.
+        self._http = urllib3.PoolManager(
+            maxsize=64, timeout=urllib3.Timeout(connect=5, read=30), retries=False
         )
         self._s3: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
         # Readiness probes must answer fast: one attempt, short timeouts.
@@ -265,26 +266,26 @@ class S3Store:
                 {"x-amz-checksum-mode": "ENABLED"},
             )
             try:
-                r = self._http.head(url, headers=headers)
-            except httpx.HTTPError as e:
+                r = self._http.request("HEAD", url, headers=headers)
+            except urllib3.exceptions.HTTPError as e:
                 if attempt == _HEAD_ATTEMPTS:
                     raise Unavailable(
                         f"head {key}: object store unavailable ({type(e).__name__})"
                     ) from e
                 continue
-            if r.status_code == 404:
+            if r.status == 404:
                 return None
-            if r.status_code < 300:
+            if r.status < 300:
                 return ObjectInfo(
                     size=int(r.headers["content-length"]),
                     checksum_sha256=r.headers.get(CHECKSUM_HEADER),
                 )
-            if r.status_code < 500 or attempt == _HEAD_ATTEMPTS:
+            if r.status < 500 or attempt == _HEAD_ATTEMPTS:
                 break
-        details = {"s3_status": r.status_code}
-        if 400 <= r.status_code < 500:
-            raise InvalidInput(f"head {key}: the object store refused ({r.status_code})", details)
-        raise Unavailable(f"head {key}: object store unavailable ({r.status_code})")
+        details = {"s3_status": r.status}
+        if 400 <= r.status < 500:
+            raise InvalidInput(f"head {key}: the object store refused ({r.status})", details)
+        raise Unavailable(f"head {key}: object store unavailable ({r.status})")
 
     def delete(self, key: str) -> None:
         """Delete an object (no error if it is absent)."""
