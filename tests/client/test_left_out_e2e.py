@@ -102,6 +102,37 @@ def test_file_rewritten_during_its_multipart_upload_is_left_out_and_pushed_next_
     # hashed from scratch although its stat never moved: the stale digest is gone
     assert again["committed"] and again["hashed"] == 1 and again["added"] == 1
     assert again["left_out"] == []
+    # the new content is a new digest: no part of the old content's upload is reused
+    assert again["parts_skipped"] == 0 and again["parts_sent"] == 3
+    assert_clone_matches(proxied, tmp_path, r1, name)
+
+
+def test_a_blob_whose_file_changed_is_uploaded_from_a_duplicate_of_it(
+    proxied: ProxiedServer, tmp_path: Path
+):
+    r1 = robot_on(proxied, tmp_path, "r1")
+    name = project_name()
+    data = os.urandom(2 * BLOCK_SIZE + 1_000_000)
+    with r1.init(name) as p:
+        p.save_image("a_big.bin", data)
+        p.save_image("z_same.bin", data)
+    big = r1.root / "a_big.bin"
+
+    def rewrite_last_block_keeping_mtime() -> None:
+        st = big.stat()
+        with open(big, "r+b") as f:
+            f.seek(2 * BLOCK_SIZE)
+            f.write(os.urandom(1_000_000))
+        os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    first = push_while(r1, proxied, rewrite_last_block_keeping_mtime)
+    assert first.returncode == EXIT_LEFT_OUT, first.stderr
+    result = json.loads(first.stdout)
+    assert [x["path"] for x in result["left_out"]] == ["a_big.bin"]
+    # the blob was finished from the duplicate: the parts the store took from
+    # a_big.bin had the same block hashes, so they were kept, not sent again
+    assert result["committed"] and result["added"] == 1 and result["parts_skipped"] == 2
+    r1.cli("push")
     assert_clone_matches(proxied, tmp_path, r1, name)
 
 

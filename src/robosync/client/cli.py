@@ -210,6 +210,7 @@ def cmd_status(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
             ("not downloaded", st.remote_only),
         ):
             lines.extend(f"  {label + ':':15} {path}" for path in paths)
+        lines.extend(f"  {'not scanned:':15} {x.path} ({x.reason})" for x in st.left_out)
         if not (st.added or st.modified or st.deleted):
             lines.append("no local changes")
         return "\n".join(lines)

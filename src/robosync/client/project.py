@@ -139,6 +139,8 @@ class Status:
     evicted: list[str]
     remote_only: list[str]
     invalid: list[tuple[str, str]]
+    # Changing, vanished or unreadable right now: a push would leave them out.
+    left_out: list[LeftOut] = field(default_factory=list)
 
     @property
     def server_moved(self) -> bool:
@@ -354,6 +356,7 @@ class Project:
             evicted=[r.path for r in self.index.paths_in_state(EVICTED)],
             remote_only=[r.path for r in self.index.paths_in_state(REMOTE)],
             invalid=report.invalid,
+            left_out=report.left_out,
         )
 
     def log(self) -> list[VersionInfo]:
