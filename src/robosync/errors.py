@@ -41,7 +41,7 @@ class Unauthorized(RobosyncError):
 
 
 class Forbidden(RobosyncError):
-    """A signature that is forged or expired (local store)."""
+    """A role too low for the action (a reader's push), or a forged or expired signature."""
 
     status = 403
     code = "forbidden"
@@ -85,6 +85,12 @@ class PayloadTooLarge(RobosyncError):
 
     status = 413
     code = "too_large"
+
+
+class QuotaExceeded(PayloadTooLarge):
+    """A push would take the owner's logical bytes over their quota (details: quota, used)."""
+
+    code = "quota_exceeded"
 
 
 class Unprocessable(RobosyncError):
@@ -137,6 +143,7 @@ _BY_CODE: dict[str, type[RobosyncError]] = {
         AlreadyExists,
         Gone,
         PayloadTooLarge,
+        QuotaExceeded,
         Unprocessable,
         MissingBlobs,
         RateLimited,

@@ -46,22 +46,71 @@ class ProjectCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=PROJECT_NAME_PATTERN)
 
 
+Role = Literal["read", "write", "admin"]
+
+
 class ProjectInfo(BaseModel):
-    """A project as the API shows it."""
+    """A project as the API shows it to one caller (``role`` is the caller's)."""
 
     id: int
     name: str
+    owner: str = Field(default="", description="name of the user who owns the project")
+    role: Role = Field(default="admin", description="the caller's role (the owner is admin)")
     head_version: int
     file_count: int
     total_bytes: int
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = Field(
+        default=None, description="set while the project is in the trash"
+    )
+
+
+class ProjectRename(BaseModel):
+    """``PATCH /v1/projects/{id}`` body."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=PROJECT_NAME_PATTERN)
+
+
+class MemberInfo(BaseModel):
+    """One member of a project; the owner is listed first, as an admin."""
+
+    user: str
+    role: Role
+    owner: bool = False
+    since: datetime
+
+
+class MemberList(BaseModel):
+    """``GET /v1/projects/{id}/members`` answer."""
+
+    members: list[MemberInfo]
+
+
+class ShareRequest(BaseModel):
+    """``PUT /v1/projects/{id}/members/{user}`` body."""
+
+    role: Role
+
+
+class QuotaCheck(BaseModel):
+    """``POST /v1/projects/{id}/quota-check`` body: how many logical bytes a push adds."""
+
+    added_bytes: int = Field(ge=0, le=MAX_INT)
+
+
+class QuotaInfo(BaseModel):
+    """The project owner's quota and use, in logical bytes (``quota_bytes`` None: no quota)."""
+
+    quota_bytes: int | None
+    used_bytes: int
 
 
 class ProjectList(BaseModel):
-    """``GET /v1/projects`` answer (optionally filtered by ``?name=``)."""
+    """``GET /v1/projects`` answer (optionally filtered by ``?name=``, ``?owner=``)."""
 
     projects: list[ProjectInfo]
+    user: str = Field(default="", description="the caller's user name")
 
 
 class VersionInfo(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 from robosync.digest import digest_bytes
 from robosync.server.app import create_app
 from robosync.server.settings import Settings
+from tests.fixtures.server import ServerProcess
+from tests.security.conftest import robot_of
 from tests.server.robot import Robot, put
 
 NO_SUCH_PROJECT = 2**63 - 1000  # a valid id no project has
@@ -40,10 +43,49 @@ PROJECT_PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/projects/{project_id}/downloads"): lambda r, p, c: r.http.post(
         f"/v1/projects/{p}/downloads", json={"digests": [c["digest"]]}
     ),
+    ("GET", "/v1/projects/{project_id}/members"): lambda r, p, _: r.http.get(
+        f"/v1/projects/{p}/members"
+    ),
     ("POST", "/v1/projects/{project_id}/commits"): lambda r, p, c: r.commit(
         p, 1, [{"op": "delete", "path": "a.jpg"}], key="intruder-key"
     ),
+    ("POST", "/v1/projects/{project_id}/quota-check"): lambda r, p, _: r.http.post(
+        f"/v1/projects/{p}/quota-check", json={"added_bytes": 10}
+    ),
+    ("PATCH", "/v1/projects/{project_id}"): lambda r, p, _: r.http.patch(
+        f"/v1/projects/{p}", json={"name": f"renamed-{p}"}
+    ),
+    ("DELETE", "/v1/projects/{project_id}"): lambda r, p, _: r.http.delete(f"/v1/projects/{p}"),
+    ("POST", "/v1/projects/{project_id}/restore"): lambda r, p, _: r.http.post(
+        f"/v1/projects/{p}/restore"
+    ),
+    ("PUT", "/v1/projects/{project_id}/members/{user}"): lambda r, p, c: r.http.put(
+        f"/v1/projects/{p}/members/{c['bystander']}", json={"role": "write"}
+    ),
+    ("DELETE", "/v1/projects/{project_id}/members/{user}"): lambda r, p, c: r.http.delete(
+        f"/v1/projects/{p}/members/{c['bystander']}"
+    ),
 }
+
+# The role each project route needs; a member with less gets 403, a stranger 404.
+NEEDED_ROLE = {
+    ("GET", "/v1/projects/{project_id}"): "read",
+    ("GET", "/v1/projects/{project_id}/versions"): "read",
+    ("GET", "/v1/projects/{project_id}/manifest"): "read",
+    ("GET", "/v1/projects/{project_id}/changes"): "read",
+    ("POST", "/v1/projects/{project_id}/downloads"): "read",
+    ("GET", "/v1/projects/{project_id}/members"): "read",
+    ("POST", "/v1/projects/{project_id}/commits"): "write",
+    ("POST", "/v1/projects/{project_id}/quota-check"): "write",
+    ("PATCH", "/v1/projects/{project_id}"): "admin",
+    ("DELETE", "/v1/projects/{project_id}"): "admin",
+    ("POST", "/v1/projects/{project_id}/restore"): "admin",
+    ("PUT", "/v1/projects/{project_id}/members/{user}"): "admin",
+    ("DELETE", "/v1/projects/{project_id}/members/{user}"): "admin",
+}
+# Routes that act on a project in the trash: the probe's project is deleted first.
+ON_TRASH = {("POST", "/v1/projects/{project_id}/restore")}
+ROLES = ["read", "write", "admin"]
 
 # Routes without a project id: each has its own test below, named here.
 USER_ROUTES = {
@@ -96,15 +138,80 @@ def test_every_route_is_covered_by_the_isolation_table(tmp_path: Path) -> None:
     covered = set(PROJECT_PROBES) | set(USER_ROUTES) | set(EXEMPT)
     missing = routes - covered
     assert not missing, f"routes without a tenant-isolation probe: {sorted(missing)}"
+    assert set(NEEDED_ROLE) == set(PROJECT_PROBES), "every project route names the role it needs"
 
 
 @pytest.fixture(scope="module")
-def victim_project(owner: Robot) -> dict[str, Any]:
-    """A project of the owner with one committed file."""
+def victim_project(owner: Robot, bystander: Robot) -> dict[str, Any]:
+    """A project of the owner with one committed file, shared read-only with a bystander."""
+    return _project_of(owner, bystander)
+
+
+def _project_of(owner: Robot, bystander: Robot) -> dict[str, Any]:
     project = owner.new_project("victim")
     blob = owner.upload(os.urandom(64))
     assert owner.commit(project, 0, [put("a.jpg", blob)]).status_code == 201
-    return {"id": project, "digest": blob.digest}
+    name = user_name(bystander)
+    r = owner.http.put(f"/v1/projects/{project}/members/{name}", json={"role": "read"})
+    assert r.status_code == 200, r.text
+    return {"id": project, "digest": blob.digest, "bystander": name}
+
+
+def user_name(robot: Robot) -> str:
+    """The user a robot's token belongs to."""
+    return str(robot.http.get("/v1/projects").json()["user"])
+
+
+@pytest.fixture(scope="module")
+def bystander(server: ServerProcess) -> Iterator[Robot]:
+    """A reader of every probed project: the target of share/unshare probes."""
+    robot = robot_of(server, "bystander-" + uuid.uuid4().hex[:6])
+    yield robot
+    robot.close()
+
+
+@pytest.fixture(scope="module")
+def members(server: ServerProcess) -> Iterator[dict[str, Robot]]:
+    """One robot per role, of users the owner shares each probed project with."""
+    robots = {role: robot_of(server, f"{role}er-" + uuid.uuid4().hex[:6]) for role in ROLES}
+    yield robots
+    for robot in robots.values():
+        robot.close()
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", sorted(PROJECT_PROBES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_each_role_may_do_exactly_what_it_allows_on_every_route(
+    owner: Robot,
+    bystander: Robot,
+    members: dict[str, Robot],
+    route: tuple[str, str],
+    role: str,
+) -> None:
+    project = _project_of(owner, bystander)
+    member = members[role]
+    r = owner.http.put(
+        f"/v1/projects/{project['id']}/members/{user_name(member)}", json={"role": role}
+    )
+    assert r.status_code == 200, r.text
+    if route in ON_TRASH:
+        assert owner.http.delete(f"/v1/projects/{project['id']}").status_code == 200
+    answer = PROJECT_PROBES[route](member, project["id"], project)
+    needed = NEEDED_ROLE[route]
+    if ROLES.index(role) >= ROLES.index(needed):
+        assert answer.status_code < 300, (role, route, answer.text)
+        return
+    assert answer.status_code == 403, (role, route, answer.text)
+    error = answer.json()["error"]
+    assert error["code"] == "forbidden"
+    assert error["details"] == {"project": project["id"], "role": role, "needed": needed}
+    assert f"you have {role} access" in error["message"]
+    assert f"--role {needed}" in error["message"]
+    # Refused means untouched.
+    info = owner.http.get(f"/v1/projects/{project['id']}")
+    if route not in ON_TRASH:
+        assert info.json()["head_version"] == 1
+        assert owner.manifest(project["id"]) == {"a.jpg": project["digest"]}
 
 
 def _shape(r: httpx.Response, project_id: int) -> str:
@@ -134,7 +241,7 @@ def test_project_list_and_names_are_per_user(
     name = owner.http.get(f"/v1/projects/{victim_project['id']}").json()["name"]
     listed = intruder.http.get("/v1/projects").json()["projects"]
     assert victim_project["id"] not in [p["id"] for p in listed]
-    assert intruder.http.get("/v1/projects", params={"name": name}).json() == {"projects": []}
+    assert intruder.http.get("/v1/projects", params={"name": name}).json()["projects"] == []
     # The same name is free for the intruder: taking it reveals nothing and touches nothing.
     created = intruder.http.post("/v1/projects", json={"name": name})
     assert created.status_code == 201, created.text

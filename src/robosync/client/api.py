@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -31,10 +32,16 @@ from robosync.protocol import (
     DownloadRequest,
     DownloadResponse,
     ManifestEntry,
+    MemberInfo,
+    MemberList,
     ProjectCreate,
     ProjectInfo,
     ProjectList,
+    ProjectRename,
     PutOp,
+    QuotaCheck,
+    QuotaInfo,
+    ShareRequest,
     UploadItem,
     UploadRequest,
     UploadResponse,
@@ -151,11 +158,61 @@ class Api:
         return ProjectInfo.model_validate_json(resp.content)
 
     def list_projects(self, name: str | None = None) -> list[ProjectInfo]:
-        """The user's projects (only the one called ``name`` if given)."""
-        params = {"name": name} if name else None
-        resp = self._call("GET", "/projects", "list projects", params=params)
-        projects = ProjectList.model_validate_json(resp.content).projects
-        return [p for p in projects if name is None or p.name == name]
+        """The projects the user may read (only those called ``name`` if given)."""
+        found = self.project_list(name)
+        return [p for p in found.projects if name is None or p.name == name]
+
+    def project_list(
+        self, name: str | None = None, owner: str | None = None, *, trash: bool = False
+    ) -> ProjectList:
+        """Projects the user may read, own first, and the user's name.
+
+        ``name``/``owner`` filter; ``trash``: the deleted projects the user
+        administers instead.
+        """
+        params: dict[str, Any] = {"name": name, "owner": owner, "trash": trash or None}
+        params = {k: v for k, v in params.items() if v}
+        resp = self._call("GET", "/projects", "list projects", params=params or None)
+        return ProjectList.model_validate_json(resp.content)
+
+    def rename_project(self, project_id: int, name: str) -> ProjectInfo:
+        """Rename a project (admins); clones follow its id."""
+        body = ProjectRename(name=name)
+        resp = self._call("PATCH", f"/projects/{project_id}", "rename project", body=body)
+        return ProjectInfo.model_validate_json(resp.content)
+
+    def delete_project(self, project_id: int) -> ProjectInfo:
+        """Move a project into the trash (admins)."""
+        resp = self._call("DELETE", f"/projects/{project_id}", "delete project")
+        return ProjectInfo.model_validate_json(resp.content)
+
+    def restore_project(self, project_id: int) -> ProjectInfo:
+        """Take a project out of the trash (admins)."""
+        resp = self._call("POST", f"/projects/{project_id}/restore", "restore project")
+        return ProjectInfo.model_validate_json(resp.content)
+
+    def members(self, project_id: int) -> list[MemberInfo]:
+        """The owner and members of a project, with their roles."""
+        resp = self._call("GET", f"/projects/{project_id}/members", "list members")
+        return MemberList.model_validate_json(resp.content).members
+
+    def share(self, project_id: int, user: str, role: str) -> MemberInfo:
+        """Give ``user`` ``role`` (read, write or admin) in a project."""
+        body = ShareRequest.model_validate({"role": role})
+        url = f"/projects/{project_id}/members/{quote(user, safe='')}"
+        resp = self._call("PUT", url, "share project", body=body)
+        return MemberInfo.model_validate_json(resp.content)
+
+    def unshare(self, project_id: int, user: str) -> None:
+        """Remove ``user`` from a project."""
+        url = f"/projects/{project_id}/members/{quote(user, safe='')}"
+        self._call("DELETE", url, "unshare project")
+
+    def check_quota(self, project_id: int, added_bytes: int) -> QuotaInfo:
+        """Refused (QuotaExceeded) if adding ``added_bytes`` would exceed the owner's quota."""
+        body = QuotaCheck(added_bytes=added_bytes)
+        resp = self._call("POST", f"/projects/{project_id}/quota-check", "check quota", body=body)
+        return QuotaInfo.model_validate_json(resp.content)
 
     def project(self, project_id: int) -> ProjectInfo:
         """Info of one project."""

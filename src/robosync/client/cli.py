@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import httpx
 
 from robosync.client.api import Api
+from robosync.client.cli_teams import add_team_commands
 from robosync.client.merge import POLICIES, MergeNote
 from robosync.client.project import Project, PullResult, PushResult, clone
 from robosync.client.settings import ClientSettings
@@ -146,7 +147,7 @@ def cmd_login(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
 
 
 def cmd_projects(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
-    """List the user's projects."""
+    """List the projects the user may read: own and shared, with owner and role."""
     url = s.server_url()
     api = Api(url, s.token_for(url))
     try:
@@ -154,7 +155,8 @@ def cmd_projects(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     finally:
         api.close()
     lines = [
-        f"{p.name:30} v{p.head_version:<6} {p.file_count:>8} files {human_bytes(p.total_bytes):>11}"
+        f"{p.owner + '/' + p.name:40} {p.role:5} v{p.head_version:<6} {p.file_count:>8} files "
+        f"{human_bytes(p.total_bytes):>11}"
         for p in projects
     ]
     o.result([p.model_dump(mode="json") for p in projects], "\n".join(lines) or "no projects yet")
@@ -360,13 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("login", cmd_login, "save a token for a server")
     p.add_argument("--server", required=True)
     p.add_argument("--token", required=True)
-    add("projects", cmd_projects, "list your projects")
+    add("projects", cmd_projects, "list your projects and those shared with you")
     p = add("init", cmd_init, "create a project; DIR (default .) becomes its folder")
     p.add_argument("name")
     p.add_argument("dir", nargs="?", default=".")
     p.add_argument("--robot", help="this robot's name (default $ROBOSYNC_ROBOT or host name)")
     p = add("clone", cmd_clone, "download a project into a new folder")
-    p.add_argument("name")
+    p.add_argument("name", metavar="NAME", help="NAME, or OWNER/NAME for a shared project")
     p.add_argument("dir")
     p.add_argument("--version", type=int, help="version to check out (default head)")
     p.add_argument("--robot", help="this robot's name (default $ROBOSYNC_ROBOT or host name)")
@@ -390,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("restore", cmd_restore, "bring back PATH as it was in a version")
     p.add_argument("path")
     p.add_argument("--version", type=int, required=True)
+    add_team_commands(add)
     return parser
 
 

@@ -44,6 +44,7 @@ from robosync.client.merge import Change, Entry, MergeNote, Policy, merge
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.scan import TEMP_PREFIX, ScanReport, scan
 from robosync.client.settings import ClientSettings
+from robosync.client.teams import find_project
 from robosync.client.transfer import (
     DEFAULT_JOBS,
     DownloadTarget,
@@ -346,7 +347,7 @@ class Project:
         with self._locked():
             report = self._scan(progress or NoProgress())
         delta = self.index.local_delta()
-        head = self.api.project(self.config.project_id).head_version if remote else None
+        head = self._follow_server().head_version if remote else None
         return Status(
             base_version=self.index.base_version,
             head_version=head,
@@ -365,7 +366,15 @@ class Project:
 
     def info(self) -> ProjectInfo:
         """The server's view of the project."""
-        return self.api.project(self.config.project_id)
+        return self._follow_server()
+
+    def _follow_server(self) -> ProjectInfo:
+        """The server's view of the project; a rename there is adopted here (the id stays)."""
+        info = self.api.project(self.config.project_id)
+        if info.name != self.config.project_name:
+            self.config = replace(self.config, project_name=info.name)
+            self.config.save(self.root)
+        return info
 
     # --- push -------------------------------------------------------------
 
@@ -394,6 +403,7 @@ class Project:
                 invalid=report.invalid,
             )
             changes = left_out.without(delta.changes())
+            self._check_quota(changes)
             transfer = Transfer(self.api, jobs=jobs, progress=progress)
             try:
                 uploaded: set[str] = set()
@@ -421,6 +431,14 @@ class Project:
             # with an unchanged mtime): never trust it again.
             with self.index.transaction():
                 self.index.forget_stat(left_out.paths())
+
+    def _check_quota(self, changes: Mapping[str, Change]) -> None:
+        """Ask before uploading whether the push fits the owner's quota (413 if not)."""
+        replaced = self.index.base_entries(changes)
+        added = sum(e.size for e in changes.values() if e is not None)
+        added -= sum(e.size for e in replaced.values())
+        if added > 0:
+            self.api.check_quota(self.config.project_id, added)
 
     @contextmanager
     def _naming_the_store(self) -> Iterator[None]:
@@ -835,7 +853,7 @@ def clone(
     settings: ClientSettings | None = None,
     progress: Progress | None = None,
 ) -> Project:
-    """Download project ``name`` (at ``version``, default head) into the new folder ``path``."""
+    """Download project ``name`` (``NAME`` or ``OWNER/NAME``) at ``version`` into new ``path``."""
     settings = settings or ClientSettings.from_env()
     root = Path(path).resolve()
     if root.exists() and any(root.iterdir()):
@@ -844,10 +862,11 @@ def clone(
         )
     url = settings.server_url(server)
     api = Api(url, settings.token_for(url, token))
-    found = api.list_projects(name)
-    if not found:
+    try:
+        found = find_project(api, name)
+    except RobosyncError:
         api.close()
-        raise NotFound(f"no project {name!r} on {url}; see `robosync projects`")
-    project = Project._create_folder(root, url, found[0], settings.robot_name(robot), api)
+        raise
+    project = Project._create_folder(root, url, found, settings.robot_name(robot), api)
     project.populate(version, jobs=jobs, progress=progress)
     return project

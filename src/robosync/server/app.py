@@ -14,7 +14,7 @@ from robosync.server.db.engine import Database
 from robosync.server.errors import install_error_handlers
 from robosync.server.limits import RateLimiter
 from robosync.server.logs import RequestLogMiddleware
-from robosync.server.routes import commits, downloads, health, projects, uploads
+from robosync.server.routes import commits, downloads, health, members, projects, uploads
 from robosync.server.routes.local_store import local_store_router
 from robosync.server.settings import Settings
 from robosync.server.store.base import BlobStore
@@ -85,6 +85,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(projects.router)
+    app.include_router(members.router)
     app.include_router(commits.router)
     app.include_router(downloads.router)
     app.include_router(uploads.router)

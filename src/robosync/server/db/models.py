@@ -105,6 +105,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Logical bytes the user's projects may hold (sum of their heads); None: no quota.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Token(Base):
@@ -118,6 +120,9 @@ class Token(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Written at most once a minute per token (see accounts.authenticate).
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_push_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     __table_args__ = (
         # One live token per robot of a user.
@@ -144,8 +149,60 @@ class Project(Base):
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Set by a delete: the project is in the trash (invisible to every route but
+    # restore) until garbage collection purges it after the trash period.
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
-    __table_args__ = (Index("uq_projects_owner_name", "owner_id", "name", unique=True),)
+    __table_args__ = (
+        # Names are unique among an owner's live projects; the trash may hold a twin.
+        Index(
+            "uq_projects_owner_name",
+            "owner_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+
+class Member(Base):
+    """A user's role in a project of another user (``read``, ``write`` or ``admin``).
+
+    The owner has no row: ownership is ``projects.owner_id`` and means ``admin``.
+    """
+
+    __tablename__ = "members"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what to which project, when and from where (kept after the project is purged).
+
+    Names are copied, not referenced, so a row still reads after its user,
+    token or project is gone.
+    """
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    user_name: Mapped[str] = mapped_column(String(200))
+    # The robot whose token was used, or the operator's login for an admin command.
+    actor: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    project_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+    __table_args__ = (Index("ix_audit_events_project_at", "project_id", "at"),)
 
 
 class Blob(Base):

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from robosync.errors import InvalidInput
 from robosync.protocol import IDEMPOTENCY_HEADER, CommitResult, ErrorBody
+from robosync.server.access import Role
 from robosync.server.routes.deps import AUTH_ERRORS, Caller, DbDep, ProjectId, SettingsDep
 from robosync.server.routes.ndjson_docs import commit_request
 from robosync.server.services import commits
@@ -26,9 +27,10 @@ router = APIRouter(prefix="/v1/projects", tags=["commits"], responses=AUTH_ERROR
     openapi_extra=commit_request(),
     responses={
         400: {"model": ErrorBody},
+        403: {"model": ErrorBody, "description": "the caller may read but not push"},
         404: {"model": ErrorBody},
         409: {"model": ErrorBody, "description": "head moved: details.head_version"},
-        413: {"model": ErrorBody},
+        413: {"model": ErrorBody, "description": "too large, or quota_exceeded"},
         422: {"model": ErrorBody, "description": "missing_blobs (details.missing) or case twins"},
     },
 )
@@ -44,7 +46,7 @@ async def create_commit(
 
     def _check_project() -> None:
         with db.reading() as session:
-            get_project(session, who, project_id)
+            get_project(session, who, project_id, Role.WRITE)
 
     await run_in_threadpool(_check_project)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:

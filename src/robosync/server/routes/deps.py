@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -10,8 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from robosync.errors import Unauthorized
 from robosync.protocol import MAX_INT, ErrorBody
 from robosync.server.db.engine import Database
+from robosync.server.db.models import utcnow
 from robosync.server.logs import set_user_id
-from robosync.server.services.accounts import Principal, authenticate
+from robosync.server.services.accounts import (
+    Principal,
+    authenticate_token,
+    note_token_used,
+    token_use_is_stale,
+)
 from robosync.server.settings import Settings
 from robosync.server.store.base import BlobStore
 
@@ -45,7 +52,13 @@ def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send Authorization: Bearer <token>")
     with db.reading() as session:
-        principal = authenticate(session, credentials.credentials)
+        principal, last_used = authenticate_token(session, credentials.credentials)
+    now = utcnow()
+    if principal.token_id is not None and token_use_is_stale(last_used, now):
+        with db.writing() as session:
+            note_token_used(session, principal.token_id, now)
+    address = request.client.host if request.client else ""
+    principal = replace(principal, address=address)
     set_user_id(principal.user_id)
     request.app.state.rate_limiter.check_request(principal.user_id)
     return principal

@@ -6,14 +6,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from robosync.errors import AlreadyExists, NotFound, Unauthorized
 from robosync.server.db.models import Token, User, utcnow
 
 TOKEN_PREFIX = "rs_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class Principal:
     user_id: int
     user_name: str
     robot: str
+    # The token's row (None for a console session), and the client's address.
+    token_id: int | None = None
+    address: str = ""
 
 
 def hash_token(token: str) -> bytes:
@@ -84,15 +89,49 @@ def revoke_token(session: Session, user: User, robot: str) -> None:
 
 def authenticate(session: Session, token: str) -> Principal:
     """The principal a bearer token stands for; :class:`Unauthorized` if unknown or revoked."""
+    return authenticate_token(session, token)[0]
+
+
+def authenticate_token(session: Session, token: str) -> tuple[Principal, datetime | None]:
+    """:func:`authenticate`, and when the token was last noted as used."""
     digest = hash_token(token)
     row = session.execute(
-        select(Token.token_hash, Token.robot, Token.revoked_at, User.id, User.name)
+        select(
+            Token.id.label("token_id"),
+            Token.token_hash,
+            Token.robot,
+            Token.revoked_at,
+            Token.last_used_at,
+            User.id,
+            User.name,
+        )
         .join(User, User.id == Token.user_id)
         .where(Token.token_hash == digest)
     ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at:
         raise Unauthorized("unknown or revoked token")
-    return Principal(user_id=row.id, user_name=row.name, robot=row.robot)
+    who = Principal(user_id=row.id, user_name=row.name, robot=row.robot, token_id=row.token_id)
+    return who, row.last_used_at
+
+
+def token_use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a token's ``last_used_at`` is old enough to be written again.
+
+    Written at most once per :data:`LAST_USED_RESOLUTION`, so reads stay reads.
+    """
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
+
+
+def note_token_used(session: Session, token_id: int, now: datetime) -> None:
+    """Set a token's ``last_used_at`` (only if it is stale, so concurrent requests skip it)."""
+    session.execute(
+        update(Token)
+        .where(
+            Token.id == token_id,
+            or_(Token.last_used_at.is_(None), Token.last_used_at <= now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def has_users(session: Session) -> bool:

@@ -31,6 +31,7 @@ from robosync.errors import ConflictError, InvalidInput, MissingBlobs, Unprocess
 from robosync.paths import case_key
 from robosync.protocol import CommitResult
 from robosync.server import metrics
+from robosync.server.access import Role, authorize
 from robosync.server.db.engine import Database
 from robosync.server.db.models import (
     BLOB_PRESENT,
@@ -38,15 +39,18 @@ from robosync.server.db.models import (
     File,
     IdempotencyKey,
     Project,
+    Token,
     Version,
     utcnow,
 )
 from robosync.server.db.queries import key_in, one_of
+from robosync.server.services import audit
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import touch_used
 from robosync.server.services.checkout import check_no_file_folder_clash
 from robosync.server.services.commit_body import CommitDelta
 from robosync.server.services.possession import possessed_digests
+from robosync.server.services.quota import check_quota
 
 IN_BATCH = 1000
 INSERT_BATCH = 2000
@@ -104,7 +108,11 @@ def commit(
             # Again under a row lock that garbage collection's FOR UPDATE conflicts
             # with: a blob it chose for deletion after the check above is missing now.
             _require_present(session, digests, lock=True)
+            project = authorize(session, who.user_id, project_id, Role.WRITE).project
+            before = project.total_bytes
             result = _apply(session, who, project_id, delta)
+            check_quota(session, project.owner_id, result.total_bytes - before, applied=True)
+            _note_push(session, who, project, result)
             answer = StoredAnswer(201, result.model_dump())
             if key is not None:
                 session.add(
@@ -211,19 +219,11 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
     now = utcnow()
     moved = session.execute(
         update(Project)
-        .where(
-            Project.id == project_id,
-            Project.owner_id == who.user_id,
-            Project.head_version == base,
-        )
+        .where(Project.id == project_id, Project.head_version == base)
         .values(head_version=new, updated_at=now)
     )
     if getattr(moved, "rowcount", 0) != 1:
-        head = session.scalar(
-            select(Project.head_version).where(
-                Project.id == project_id, Project.owner_id == who.user_id
-            )
-        )
+        head = session.scalar(select(Project.head_version).where(Project.id == project_id))
         raise ConflictError(
             f"base version {base} is not the head ({head}); fetch changes, merge, commit again",
             {"head_version": head, "base_version": base},
@@ -289,6 +289,21 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
     )
     session.flush()
     return result
+
+
+def _note_push(session: Session, who: Principal, project: Project, result: CommitResult) -> None:
+    """The audit row of a commit, and the pushing token's ``last_push_at``."""
+    if who.token_id is not None:
+        session.execute(update(Token).where(Token.id == who.token_id).values(last_push_at=utcnow()))
+    audit.record(
+        session,
+        audit.Actor.of(who),
+        audit.COMMIT,
+        project,
+        version=result.version,
+        files_added=result.files_added,
+        files_removed=result.files_removed,
+    )
 
 
 def _live_rows(session: Session, project_id: int, paths: list[str]) -> dict[str, _Live]:

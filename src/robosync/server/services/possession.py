@@ -2,7 +2,8 @@
 
 A blob is ``present`` *for a user* only if it is stored and the user
 possesses it: the user completed a verified upload of it (a ``possessions``
-row) or a project the user owns names it (a ``files`` row, of any version).
+row) or a project the user may read names it (a ``files`` row, of any
+version): dedup follows access, so a colleague's duplicate costs no upload.
 Knowing a digest is therefore not enough to commit it, and so not enough to
 download it: a user who does not possess a stored blob uploads it again (to a
 staging key, see ``services/uploads.py``), which the store verifies byte for
@@ -18,7 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from robosync.server.db.models import File, Possession, Project, utcnow
+from robosync.server.access import readable_project_ids
+from robosync.server.db.models import File, Possession, utcnow
 from robosync.server.db.queries import key_in, one_of
 
 IN_BATCH = 1000
@@ -31,7 +33,7 @@ def _batches(digests: Iterable[str]) -> Iterable[list[str]]:
 
 
 def possessed_digests(session: Session, user_id: int, digests: Iterable[str]) -> set[str]:
-    """The subset of ``digests`` the user possesses (verified upload or own files row)."""
+    """The subset of ``digests`` the user possesses (verified upload, or a readable project)."""
     found: set[str] = set()
     for batch in _batches(digests):
         found.update(
@@ -44,8 +46,8 @@ def possessed_digests(session: Session, user_id: int, digests: Iterable[str]) ->
         rest = [d for d in batch if d not in found]
         if not rest:
             continue
-        projects = list(session.scalars(select(Project.id).where(Project.owner_id == user_id)))
-        # One query per project (a user has at most a few dozen): each names its
+        projects = readable_project_ids(session, user_id)
+        # One query per project (a user reads at most a few dozen): each names its
         # project_id, so on PostgreSQL it reads one ``files`` partition by index.
         # Rarely reached: every committed digest was possessed when committed.
         for project_id in projects:

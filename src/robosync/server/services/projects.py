@@ -1,37 +1,47 @@
-"""Projects and their history; a project of another user does not exist for the caller."""
+"""Projects and their history; a project the caller may not read does not exist for them."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import cast
+
+from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
-from robosync.errors import AlreadyExists, Gone, InvalidInput, NotFound
+from robosync.errors import AlreadyExists, Gone, InvalidInput
 from robosync.protocol import ProjectInfo, VersionInfo
-from robosync.server.db.models import Project, Version, utcnow
+from robosync.protocol import Role as RoleName
+from robosync.server.access import Access, Role, authorize
+from robosync.server.db.models import Member, Project, User, Version, utcnow
+from robosync.server.services import audit
 from robosync.server.services.accounts import Principal
 
 
-def project_info(project: Project) -> ProjectInfo:
-    """The API view of a project row."""
+def project_info(project: Project, owner: str = "", role: str = Role.ADMIN) -> ProjectInfo:
+    """The API view of a project row, as seen by a caller with ``role``."""
     return ProjectInfo(
         id=project.id,
         name=project.name,
+        owner=owner,
+        role=cast(RoleName, str(role)),
         head_version=project.head_version,
         file_count=project.file_count,
         total_bytes=project.total_bytes,
         created_at=project.created_at,
         updated_at=project.updated_at,
+        deleted_at=project.deleted_at,
     )
+
+
+def access_info(session: Session, access: Access) -> ProjectInfo:
+    """The API view of a project the caller reached through :func:`authorize`."""
+    owner = session.get_one(User, access.project.owner_id).name
+    return project_info(access.project, owner, access.role)
 
 
 def create_project(session: Session, who: Principal, name: str) -> Project:
     """Create an empty project (version 0) owned by the caller."""
-    exists = session.scalar(
-        select(Project.id).where(Project.owner_id == who.user_id, Project.name == name)
-    )
-    if exists is not None:
-        raise AlreadyExists(f"project {name!r} already exists", {"name": name, "id": exists})
+    _check_name_free(session, who.user_id, name)
     now = utcnow()
     project = Project(owner_id=who.user_id, name=name, created_at=now, updated_at=now)
     session.add(project)
@@ -44,20 +54,110 @@ def create_project(session: Session, who: Principal, name: str) -> Project:
     return project
 
 
-def list_projects(session: Session, who: Principal, name: str | None = None) -> list[Project]:
-    """The caller's projects by name, optionally only the one called ``name``."""
-    query = select(Project).where(Project.owner_id == who.user_id).order_by(Project.name)
-    if name is not None:
-        query = query.where(Project.name == name)
-    return list(session.scalars(query))
+def _check_name_free(session: Session, owner_id: int, name: str) -> None:
+    exists = session.scalar(
+        select(Project.id).where(
+            Project.owner_id == owner_id, Project.name == name, Project.deleted_at.is_(None)
+        )
+    )
+    if exists is not None:
+        raise AlreadyExists(f"project {name!r} already exists", {"name": name, "id": exists})
 
 
-def get_project(session: Session, who: Principal, project_id: int) -> Project:
-    """The caller's project ``project_id``; :class:`NotFound` if absent or not theirs."""
-    project = session.get(Project, project_id)
-    if project is None or project.owner_id != who.user_id:
-        raise NotFound(f"no project {project_id}", {"project": project_id})
-    return project
+def list_projects(
+    session: Session,
+    who: Principal,
+    name: str | None = None,
+    owner: str | None = None,
+    *,
+    deleted: bool = False,
+) -> list[ProjectInfo]:
+    """The live projects the caller may read (own and shared), by owner then name.
+
+    ``name`` and ``owner`` filter; ``deleted`` lists the trash of projects the
+    caller administers instead.
+    """
+    shared = (
+        select(Project, User.name, Member.role)
+        .join(Member, Member.project_id == Project.id)
+        .join(User, User.id == Project.owner_id)
+        .where(Member.user_id == who.user_id)
+    )
+    own = select(Project, User.name, literal(Role.ADMIN.value)).join(
+        User, User.id == Project.owner_id
+    )
+    own = own.where(Project.owner_id == who.user_id)
+    found: list[ProjectInfo] = []
+    for query in (own, shared):
+        query = query.where(
+            Project.deleted_at.is_not(None) if deleted else Project.deleted_at.is_(None)
+        )
+        if name is not None:
+            query = query.where(Project.name == name)
+        if owner is not None:
+            query = query.where(User.name == owner)
+        for project, owner_name, role in session.execute(query):
+            if deleted and role != Role.ADMIN:
+                continue
+            found.append(project_info(project, owner_name, Role(role)))
+    found.sort(key=lambda p: (p.owner != who.user_name, p.owner, p.name, p.id))
+    return found
+
+
+def get_project(
+    session: Session, who: Principal, project_id: int, needed: Role = Role.READ
+) -> Project:
+    """Project ``project_id`` if the caller holds ``needed`` in it (see :mod:`access`)."""
+    return authorize(session, who.user_id, project_id, needed).project
+
+
+def rename_project(session: Session, who: Principal, project_id: int, name: str) -> Access:
+    """Rename a project (an admin's action); its id, and so every clone, stays."""
+    access = authorize(session, who.user_id, project_id, Role.ADMIN, lock=True)
+    project = access.project
+    old = project.name
+    if old == name:
+        return access
+    _check_name_free(session, project.owner_id, name)
+    project.name = name
+    project.updated_at = utcnow()
+    try:
+        session.flush()
+    except DbIntegrityError as e:
+        raise AlreadyExists(f"project {name!r} already exists", {"name": name}) from e
+    audit.record(session, audit.Actor.of(who), audit.RENAME, project, old=old, new=name)
+    return access
+
+
+def delete_project(session: Session, who: Principal, project_id: int) -> Access:
+    """Move a project into the trash (an admin's action); ``restore`` brings it back."""
+    access = authorize(session, who.user_id, project_id, Role.ADMIN, lock=True)
+    access.project.deleted_at = utcnow()
+    audit.record(session, audit.Actor.of(who), audit.DELETE, access.project)
+    session.flush()
+    return access
+
+
+def restore_project(session: Session, who: Principal, project_id: int) -> Access:
+    """Take a project out of the trash, under its name if that is still free."""
+    access = authorize(session, who.user_id, project_id, Role.ADMIN, deleted=True, lock=True)
+    project = access.project
+    taken = session.scalar(
+        select(Project.id).where(
+            Project.owner_id == project.owner_id,
+            Project.name == project.name,
+            Project.deleted_at.is_(None),
+        )
+    )
+    if taken is not None:
+        raise AlreadyExists(
+            f"a live project is called {project.name!r} now; rename it, then restore again",
+            {"name": project.name, "id": taken},
+        )
+    project.deleted_at = None
+    audit.record(session, audit.Actor.of(who), audit.RESTORE, project)
+    session.flush()
+    return access
 
 
 def list_versions(session: Session, project: Project) -> list[VersionInfo]:
