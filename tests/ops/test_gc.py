@@ -98,6 +98,46 @@ def test_retention_frees_blobs_only_of_dropped_versions(ops_server: OpsServer) -
     robot.close()
 
 
+def _report_counts(out: str) -> list[int]:
+    """Every number of the report lines (versions, file rows, uploads, blobs, bytes)."""
+    return [
+        int(n)
+        for line in out.splitlines()
+        if line.startswith("  ")
+        for n in re.findall(r"\d+", line)
+    ]
+
+
+def test_dry_run_reports_exactly_what_the_real_run_deletes(ops_server: OpsServer) -> None:
+    robot = ops_server.robot()
+    project = robot.new_project()
+    shared = robot.upload(_unique("shared"))
+    for base in range(4):  # each version replaces a.jpg; b.jpg stays in every version
+        files = [put("a.jpg", robot.upload(_unique(f"gen{base}", 3000 + base)))]
+        if base == 0:
+            files.append(put("b.jpg", shared))
+        assert robot.commit(project, base, files).status_code == 201
+    robot.upload(_unique("orphan"))
+    abandoned = digest_bytes(_unique("abandoned"))
+    robot.plan([abandoned])
+    with ops_server.db.writing() as session:
+        session.execute(
+            update(Upload)
+            .where(Upload.digest == abandoned.digest)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+
+    args = ("--keep-versions", "2", "--grace", "0s")
+    dry = _gc(ops_server, *args, "--dry-run")
+    real = _gc(ops_server, *args)
+    assert "would delete" in dry and "would abort" in dry and " deleted " not in dry
+    assert _report_counts(dry) == _report_counts(real), f"dry run:\n{dry}\nreal run:\n{real}"
+    blobs = re.search(r"blobs: deleted (\d+) \((\d+) bytes\)", real)
+    assert blobs and int(blobs.group(1)) >= 4, real  # 2 pruned generations, orphan, abandoned
+    assert _stored(ops_server, shared.digest), "a blob a kept version names was deleted"
+    robot.close()
+
+
 def test_gc_aborts_expired_multipart_uploads(ops_server: OpsServer) -> None:
     robot = ops_server.robot()
     big = digest_bytes(b"m" * (8 * 1024 * 1024 + 1))

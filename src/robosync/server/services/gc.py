@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -108,14 +109,25 @@ class GcReport:
 def collect_garbage(
     db: Database, store: BlobStore, policy: GcPolicy, now: datetime | None = None
 ) -> GcReport:
-    """Apply version retention, abort expired uploads, delete unreferenced old blobs."""
+    """Apply version retention, abort expired uploads, delete unreferenced old blobs.
+
+    A dry run changes nothing and reports what the real run would delete: it
+    counts the blobs that only the ``files`` rows of pruned versions name, and
+    the pending blobs of expired uploads, as the real run deletes them.
+    """
     now = now or utcnow()
     report = GcReport()
+    # Dry run only: how many files rows naming each digest pruning would delete.
+    pruned_refs: Counter[str] = Counter()
     if policy.keep_versions is not None or policy.older_than is not None:
-        prune_versions(db, policy, now, report)
+        prune_versions(db, policy, now, report, pruned_refs)
     abandoned = abort_expired_uploads(db, store, now, policy.dry_run, report)
-    delete_unreferenced_blobs(db, store, now - policy.grace, now, policy.dry_run, report)
-    if abandoned and not policy.dry_run:
+    cutoff = now - policy.grace
+    if policy.dry_run:
+        count_collectable_blobs(db, cutoff, now, pruned_refs, abandoned, report)
+        return report
+    delete_unreferenced_blobs(db, store, cutoff, now, report)
+    if abandoned:
         # Pending rows whose only upload just expired are garbage whatever their age.
         for batch in chunked(sorted(abandoned), BATCH):
             _delete_blobs(db, store, batch, None, now, report)
@@ -125,8 +137,14 @@ def collect_garbage(
 # -- version retention ---------------------------------------------------------
 
 
-def prune_versions(db: Database, policy: GcPolicy, now: datetime, report: GcReport) -> None:
-    """Delete versions no rule keeps, and the ``files`` rows live only in them."""
+def prune_versions(
+    db: Database, policy: GcPolicy, now: datetime, report: GcReport, pruned_refs: Counter[str]
+) -> None:
+    """Delete versions no rule keeps, and the ``files`` rows live only in them.
+
+    In a dry run nothing is deleted; ``pruned_refs`` counts, per digest, the
+    rows that would be.
+    """
     after = 0
     while True:
         with db.reading() as session:
@@ -140,7 +158,7 @@ def prune_versions(db: Database, policy: GcPolicy, now: datetime, report: GcRepo
             return
         after = projects[-1].id
         for project_id, head in projects:
-            _prune_project(db, project_id, head, policy, now, report)
+            _prune_project(db, project_id, head, policy, now, report, pruned_refs)
 
 
 def _oldest_retained(
@@ -161,7 +179,13 @@ def _oldest_retained(
 
 
 def _prune_project(
-    db: Database, project_id: int, head: int, policy: GcPolicy, now: datetime, report: GcReport
+    db: Database,
+    project_id: int,
+    head: int,
+    policy: GcPolicy,
+    now: datetime,
+    report: GcReport,
+    pruned_refs: Counter[str],
 ) -> None:
     with db.writing() if not policy.dry_run else db.reading() as session:
         keep_from = _oldest_retained(session, project_id, head, policy, now)
@@ -176,7 +200,9 @@ def _prune_project(
         if not versions:
             return
         rows = session.scalar(select(func.count()).select_from(File).where(dead_rows)) or 0
-        if not policy.dry_run:
+        if policy.dry_run:
+            pruned_refs.update(session.scalars(select(File.digest).where(dead_rows)))
+        else:
             session.execute(delete(Version).where(old_versions))
             session.execute(delete(File).where(dead_rows))
     report.versions_pruned += versions
@@ -268,15 +294,8 @@ def _open_upload(now: datetime) -> Any:
     )
 
 
-def delete_unreferenced_blobs(
-    db: Database,
-    store: BlobStore,
-    cutoff: datetime,
-    now: datetime,
-    dry_run: bool,
-    report: GcReport,
-) -> None:
-    """Delete (or count) blobs no ``files`` row names that were not used since ``cutoff``."""
+def _unreferenced_candidates(cutoff: datetime, now: datetime) -> Any:
+    """Blobs no ``files`` row names that were not used since ``cutoff``: (digest, size)."""
     old = and_(
         Blob.created_at < cutoff, or_(Blob.last_used_at.is_(None), Blob.last_used_at < cutoff)
     )
@@ -292,14 +311,63 @@ def delete_unreferenced_blobs(
         )
         .execution_options(yield_per=BATCH)
     )
+    return candidates
+
+
+def delete_unreferenced_blobs(
+    db: Database, store: BlobStore, cutoff: datetime, now: datetime, report: GcReport
+) -> None:
+    """Delete blobs no ``files`` row names that were not used since ``cutoff``."""
     with db.reading() as session:
         # One streaming query (one anti-join), each batch decided in its own transaction.
-        for part in session.execute(candidates).partitions():
-            if dry_run:
-                report.blobs_deleted += len(part)
-                report.bytes_deleted += sum(size for _, size in part)
-            else:
-                _delete_blobs(db, store, [d for d, _ in part], cutoff, now, report)
+        for part in session.execute(_unreferenced_candidates(cutoff, now)).partitions():
+            _delete_blobs(db, store, [d for d, _ in part], cutoff, now, report)
+
+
+def count_collectable_blobs(
+    db: Database,
+    cutoff: datetime,
+    now: datetime,
+    pruned_refs: Counter[str],
+    abandoned: set[str],
+    report: GcReport,
+) -> None:
+    """Count (dry run) the blobs the real run would delete, by the real run's rules.
+
+    Those unreferenced now, plus those whose every ``files`` row pruning would
+    delete, plus the pending blobs of expired uploads; each decided by
+    :func:`_collectable` as :func:`_mark_deleting` decides it.
+    """
+    counted: set[str] = set()
+    with db.reading() as session:
+        for part in session.execute(_unreferenced_candidates(cutoff, now)).partitions():
+            counted.update(digest for digest, _ in part)
+            report.blobs_deleted += len(part)
+            report.bytes_deleted += sum(size for _, size in part)
+        rest = sorted((set(pruned_refs) | abandoned) - counted)
+        for batch in chunked(rest, BATCH):
+            rows = session.execute(
+                select(Blob.digest, Blob.size, Blob.state, Blob.created_at, Blob.last_used_at)
+                .where(key_in(session, Blob.digest, list(batch)))
+            ).all()
+            refs = {
+                digest: count
+                for digest, count in session.execute(
+                    select(File.digest, func.count())
+                    .where(one_of(session, File.digest, list(batch)))
+                    .group_by(File.digest)
+                )
+            }
+            uploading = _uploading(session, batch, now)
+            for row in rows:
+                if refs.get(row.digest, 0) > pruned_refs[row.digest]:
+                    continue  # a kept version still names it
+                busy = row.digest in uploading
+                if _collectable(row, cutoff, busy) or (
+                    row.digest in abandoned and _collectable(row, None, busy)
+                ):
+                    report.blobs_deleted += 1
+                    report.bytes_deleted += row.size
 
 
 def _delete_blobs(
@@ -353,12 +421,7 @@ def _mark_deleting(
         # Separate statements after the lock: on PostgreSQL each sees every commit
         # that finished before the lock was taken.
         referenced = _digests_in(session, select(File.digest).distinct(), File.digest, names)
-        uploading = _digests_in(
-            session,
-            select(Upload.digest).where(Upload.completed_at.is_(None), Upload.expires_at > now),
-            Upload.digest,
-            names,
-        )
+        uploading = _uploading(session, names, now)
         chosen = [
             (r.digest, r.size)
             for r in rows
@@ -375,6 +438,16 @@ def _mark_deleting(
 
 def _digests_in(session: Session, query: Any, column: Any, digests: Iterable[str]) -> set[str]:
     return set(session.scalars(query.where(one_of(session, column, list(digests)))))
+
+
+def _uploading(session: Session, digests: Sequence[str], now: datetime) -> set[str]:
+    """Those of ``digests`` an unfinished, unexpired upload is working on."""
+    return _digests_in(
+        session,
+        select(Upload.digest).where(Upload.completed_at.is_(None), Upload.expires_at > now),
+        Upload.digest,
+        digests,
+    )
 
 
 def _collectable(row: Any, cutoff: datetime | None, uploading: bool) -> bool:
