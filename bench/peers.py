@@ -128,12 +128,20 @@ class Tool:
 
 
 class Robosync(Tool):
-    """The real ``robosync`` command against a fresh server per run."""
+    """The real ``robosync`` command against a fresh server per run.
+
+    ``bin_dir`` runs another installation's ``robosync`` and ``robosync-server``
+    (e.g. a checkout of an earlier commit in its own venv), to compare before
+    and after in one run.
+    """
 
     name = "robosync"
 
-    def __init__(self, s3: SeaweedFS, work: Path) -> None:
+    def __init__(self, s3: SeaweedFS, work: Path, bin_dir: Path | None = None) -> None:
         self.s3, self.work = s3, work
+        self.bin = f"{bin_dir}/" if bin_dir else ""
+        if bin_dir:
+            self.name = f"robosync@{bin_dir.parent.parent.name}"
         self.server: ServerProcess | None = None
         self.project = ""
 
@@ -145,7 +153,8 @@ class Robosync(Tool):
             "ROBOSYNC_S3_SECRET_KEY": self.s3.secret_key,
             "ROBOSYNC_S3_REGION": self.s3.region,
         }
-        self.server = ServerProcess(self.work / f"server-{run}", env).start()
+        command = [f"{self.bin}robosync-server"] if self.bin else None
+        self.server = ServerProcess(self.work / f"server-{run}", env, command).start()
         token = self.server.make_token("bench", "bench")
         self.env = {
             **os.environ,
@@ -157,14 +166,15 @@ class Robosync(Tool):
         self.project = f"p-{run}"
 
     def upload(self, src: Path) -> float:
-        t = timed(["robosync", "init", self.project, str(src)], src.parent, self.env)
-        return t + timed(["robosync", "push", "--jobs", str(JOBS)], src, self.env)
+        exe = f"{self.bin}robosync"
+        t = timed([exe, "init", self.project, str(src)], src.parent, self.env)
+        return t + timed([exe, "push", "--jobs", str(JOBS)], src, self.env)
 
     def resync(self, src: Path) -> float:
-        return timed(["robosync", "push", "--jobs", str(JOBS)], src, self.env)
+        return timed([f"{self.bin}robosync", "push", "--jobs", str(JOBS)], src, self.env)
 
     def download(self, dst: Path) -> float:
-        cmd = ["robosync", "clone", self.project, str(dst), "--jobs", str(JOBS)]
+        cmd = [f"{self.bin}robosync", "clone", self.project, str(dst), "--jobs", str(JOBS)]
         return timed(cmd, dst.parent, self.env)
 
     def finish(self) -> None:
@@ -351,15 +361,22 @@ def spread(xs: list[float]) -> str:
     return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
 
 
+def ratio(ours: list[float], other: list[float]) -> str:
+    """min / median / max of the run-by-run ratios ``ours / other``."""
+    return spread([a / b for a, b in zip(ours, other, strict=False)]) if other else "-"
+
+
 def table(ds: Dataset, times: dict[str, dict[str, list[float]]]) -> str:
     """One markdown table: tools as columns, scenarios as rows, plus the ratios."""
     names = list(times)
-    peers = [n for n in names if n != "robosync" and not n.startswith("boto3")]
+    peers = [n for n in names if not n.startswith(("robosync", "boto3"))]
+    earlier = [n for n in names if n.startswith("robosync@")]
+    ratios = ["robosync / best peer", "robosync / boto3", *(f"robosync / {n}" for n in earlier)]
     lines = [
         f"### {ds.name}",
         "",
-        "| scenario | " + " | ".join(names) + " | robosync / best peer | robosync / boto3 |",
-        "|---|" + "---|" * (len(names) + 2),
+        "| scenario | " + " | ".join(names + ratios) + " |",
+        "|---|" + "---|" * (len(names) + len(ratios)),
     ]
     for s in SCENARIOS:
         ours = times["robosync"][s]
@@ -369,14 +386,12 @@ def table(ds: Dataset, times: dict[str, dict[str, list[float]]]) -> str:
             key=lambda p: statistics.median(times[p][s]),
             default=None,
         )
-        vs_best = (
-            f"{spread([a / b for a, b in zip(ours, times[best][s], strict=False)])} ({best})"
-            if best
-            else "-"
+        cells.append(f"{ratio(ours, times[best][s])} ({best})" if best else "-")
+        cells.append(
+            ratio(ours, times.get("boto3 unique" if s == "upload" else "boto3", {}).get(s, []))
         )
-        base = times.get("boto3 unique" if s == "upload" else "boto3", {}).get(s, [])
-        vs_boto = spread([a / b for a, b in zip(ours, base, strict=False)]) if base else "-"
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {vs_best} | {vs_boto} |")
+        cells += [ratio(ours, times[n][s]) for n in earlier]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -387,6 +402,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every file count")
     ap.add_argument("--tools", default="robosync,rclone,s5cmd,dvc,boto3")
+    ap.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="BIN_DIR",
+        help="also run the robosync installed in BIN_DIR (e.g. an older checkout's .venv/bin)",
+    )
     a = ap.parse_args()
     wanted = set(a.tools.split(","))
     for exe in ("rclone", "s5cmd", "dvc"):
@@ -400,6 +423,7 @@ def main() -> None:
     out = []
     with SeaweedFS(work / "weed") as s3:
         tools: list[Tool] = [Robosync(s3, work)]
+        tools += [Robosync(s3, work, bin_dir.resolve()) for bin_dir in a.also]
         tools += [Rclone(s3)] if "rclone" in wanted else []
         tools += [S5cmd(s3)] if "s5cmd" in wanted else []
         tools += [Dvc(s3, work)] if "dvc" in wanted else []
