@@ -320,17 +320,20 @@ class Transfer:
         what = f"upload of {src.file} part {part.number}"
 
         def body() -> Iterator[bytes]:
-            with open_as_hashed(src.file, src.stamp, "uploaded") as f:
-                f.seek(part.offset)
-                left = part.size
-                while left:
-                    chunk = f.read(min(_CHUNK, left))
-                    if not chunk:
-                        raise FileTrouble("changed while it was uploaded (it shrank)")
-                    left -= len(chunk)
-                    yield chunk
-            if src.stamp is not None:
-                still_as_hashed(src.file, src.stamp, "uploaded")
+            # FileTrouble, not OSError, leaves the body: the HTTP layers take
+            # an OSError for a broken connection and would retry it.
+            with file_trouble("uploaded"):
+                with open_as_hashed(src.file, src.stamp, "uploaded") as f:
+                    f.seek(part.offset)
+                    left = part.size
+                    while left:
+                        chunk = f.read(min(_CHUNK, left))
+                        if not chunk:
+                            raise FileTrouble("changed while it was uploaded (it shrank)")
+                        left -= len(chunk)
+                        yield chunk
+                if src.stamp is not None:
+                    still_as_hashed(src.file, src.stamp, "uploaded")
 
         direct = direct_route(part.url)
 
