@@ -347,8 +347,9 @@ def count_collectable_blobs(
         rest = sorted((set(pruned_refs) | abandoned) - counted)
         for batch in chunked(rest, BATCH):
             rows = session.execute(
-                select(Blob.digest, Blob.size, Blob.state, Blob.created_at, Blob.last_used_at)
-                .where(key_in(session, Blob.digest, list(batch)))
+                select(
+                    Blob.digest, Blob.size, Blob.state, Blob.created_at, Blob.last_used_at
+                ).where(key_in(session, Blob.digest, list(batch)))
             ).all()
             refs = {
                 digest: count
