@@ -202,11 +202,17 @@ class CompleteRequest(BaseModel):
 
 
 class CompleteResult(BaseModel):
-    """``present`` once the store proved size and digest; else ``failed`` and why."""
+    """``present`` once the store proved size and digest; else ``failed`` and why.
+
+    ``retry``: this upload raced another one (another user stored the same blob
+    first, or garbage collection took it); asking ``POST /v1/uploads`` again
+    and uploading what it asks for will succeed.
+    """
 
     digest: Digest
     status: Literal["present", "failed"]
     error: str | None = None
+    retry: bool = False
 
 
 class CompleteResponse(BaseModel):

@@ -183,6 +183,9 @@ class Transfer:
         self.getter = StoreGetter(timeout=120.0, connect_timeout=10.0)
         self._buffers = threading.local()
         self._written_dirs: set[Path] = set()
+        # Digests whose completion answered ``retry`` in the first round; None
+        # in the second round, where a lost race is an error like any other.
+        self._lost_races: set[str] | None = set()
 
     def _pause(self, seconds: float) -> None:
         if self._abandoned.wait(seconds):
@@ -205,12 +208,18 @@ class Transfer:
         troubled: dict[str, str] = {}
         self.stats.add(blobs=len(unique))
         self.progress.start("upload", len(unique), sum(s.size for s in unique))
+        self._lost_races = set()
         try:
             with (
                 ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-up") as pool,
                 ThreadPoolExecutor(_COMPLETERS, thread_name_prefix="robosync-done") as completers,
             ):
                 for batch in batched(unique, BATCH):
+                    self._upload_batch(pool, completers, batch, troubled)
+                # Blobs whose upload lost a race (another user stored the same
+                # blob at the same moment): planned again, they upload as a proof.
+                again, self._lost_races = self._lost_races, None
+                for batch in batched([s for s in unique if s.digest in (again or ())], BATCH):
                     self._upload_batch(pool, completers, batch, troubled)
         finally:
             self.progress.finish()
@@ -308,6 +317,10 @@ class Transfer:
     def _complete(self, items: list[CompleteItem], sources: dict[str, UploadSource]) -> None:
         answer = self.api.complete_uploads(items)
         failed = [r for r in answer.items if r.status != "present"]
+        lost = self._lost_races
+        if lost is not None:
+            lost.update(r.digest for r in failed if r.retry)  # set.update: atomic under the GIL
+            failed = [r for r in failed if not r.retry]
         if failed:
             first = failed[0]
             raise IntegrityError(

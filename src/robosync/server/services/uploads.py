@@ -480,4 +480,6 @@ def _verify(size: int, checksum: str | None, upload: Upload) -> str | None:
 
 
 def _failed(item: CompleteItem, reason: str) -> CompleteResult:
-    return CompleteResult(digest=item.digest, status="failed", error=reason)
+    # Lost races, not bad bytes: planning again gives an upload that succeeds.
+    retry = reason in (_STORED_MEANWHILE, _GC_BUSY)
+    return CompleteResult(digest=item.digest, status="failed", error=reason, retry=retry)
