@@ -32,10 +32,8 @@ import redis
 
 from robosync.client import Api, ClientSettings, Project, PushResult, clone
 from robosync.client.index import DIRNAME
-from tests.fixtures.nginx import nginx_binary
+from robosync.server.processes import free_port, nginx_binary, weed_binary
 from tests.fixtures.postgres import postgres_reachable
-from tests.fixtures.seaweedfs import weed_binary
-from tests.fixtures.server import free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster"
 REDIS_URL = os.environ.get("ROBOSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

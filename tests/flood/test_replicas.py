@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 
 from robosync.errors import RateLimited, error_from_body
+from robosync.server.nginx import Nginx, nginx_binary
 from tests.client.conftest import folder_digests, project_name
 from tests.faults.conftest import Lab, Site, s3_env, write_images
-from tests.fixtures.nginx import Nginx, nginx_binary
 from tests.fixtures.seaweedfs import SeaweedFS
 from tests.fixtures.server import ServerProcess
 from tests.limits.availability import service_missing

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from robosync.errors import RateLimited, error_from_body
-from tests.fixtures.nginx import Nginx, free_port, nginx_binary
+from robosync.server.nginx import Nginx, free_port, nginx_binary
 from tests.limits.availability import service_missing
 
 # A stand-in replica: answers every method with its name and what it received.

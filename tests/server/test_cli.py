@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.fixtures.processes import stop_process
+from robosync.server.processes import stop_process
 from tests.fixtures.server import ServerProcess, free_port, server_command
 
 REPO = Path(__file__).resolve().parents[2]
