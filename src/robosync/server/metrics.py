@@ -9,6 +9,7 @@ internal network (the example nginx does not route it).
 
 from __future__ import annotations
 
+import hmac
 import inspect
 from typing import Any
 
@@ -25,7 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from robosync.errors import RateLimited, RobosyncError
+from robosync.errors import RateLimited, RobosyncError, Unauthorized
 
 METRICS_PATH = "/metrics"
 UNMATCHED_ROUTE = "unmatched"
@@ -105,8 +106,25 @@ def count_rate_limited(app: FastAPI) -> None:
 router = APIRouter(tags=["operations"])
 
 
+def check_metrics_token(expected: str | None, request: Request) -> None:
+    """Raise :class:`Unauthorized` unless ``expected`` is unset or sent as the bearer token.
+
+    A robot's API token does not open it: metrics are the operator's.
+    """
+    if expected is None:
+        return
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        sent.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized(
+            "metrics need the metrics token: send Authorization: Bearer <ROBOSYNC_METRICS_TOKEN>"
+        )
+
+
 @router.get(METRICS_PATH, include_in_schema=False)
-def metrics() -> Response:
-    """Every metric of this process, for Prometheus (no authentication)."""
+def metrics(request: Request) -> Response:
+    """Every metric of this process, for Prometheus (bearer ``METRICS_TOKEN`` if set)."""
+    check_metrics_token(request.app.state.settings.metrics_token, request)
     body, content_type = render()
     return Response(body, media_type=content_type)

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         min_length=1,
         description="prefix of the Redis keys, to share one Redis between deployments",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="bearer token Prometheus must send to read /metrics "
+        "(unset: /metrics is open to anyone who reaches the API)",
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines as JSON objects (json) or readable text (text)"
     )
