@@ -232,6 +232,11 @@ class Index:
                 out[p] = e
         return out
 
+    def base_manifest(self) -> dict[str, Entry]:
+        """The whole base manifest, path → entry."""
+        rows = self.db.execute("SELECT path, digest, size FROM base")
+        return {p: Entry(d, s) for p, d, s in rows}
+
     def base_count(self) -> int:
         """Number of files in the base manifest."""
         return int(self.db.execute("SELECT COUNT(*) FROM base").fetchone()[0])

@@ -20,11 +20,13 @@ one side deleted, the other modified               keep the modified bytes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+
+from robosync.client.case_tree import CaseTree, Clash
+from robosync.client.conflict_names import conflict_path
 
 Policy = Literal["keep-both", "ours", "theirs", "newest"]
 POLICIES: tuple[Policy, ...] = ("keep-both", "ours", "theirs", "newest")
@@ -70,25 +72,12 @@ class MergeResult:
         return [n for n in self.notes if n.outcome in ("kept-both", "ours", "theirs")]
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def conflict_path(path: str, robot: str, when: datetime) -> str:
-    """``dir/stem.conflict-<robot>-<UTC yyyymmddThhmmss><ext>`` for ``path``."""
-    head, sep, name = path.rpartition("/")
-    dot = name.rfind(".")
-    stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
-    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
-    safe_robot = _UNSAFE.sub("_", robot).strip("._") or "robot"
-    return f"{head}{sep}{stem}.conflict-{safe_robot}-{stamp}{ext}"
-
-
 def _free_conflict_path(path: str, robot: str, when: datetime, taken: Callable[[str], bool]) -> str:
+    n = 1
     candidate = conflict_path(path, robot, when)
-    n = 2
     while taken(candidate):
-        base = conflict_path(path, f"{robot}-{n}", when)
-        candidate, n = base, n + 1
+        n += 1
+        candidate = conflict_path(path, robot, when, n)
     return candidate
 
 
@@ -147,7 +136,136 @@ def merge(
             _resolve_both_changed(
                 result, path, lv, rv, policy, robot, when, local_mtimes, remote_time, is_taken, used
             )
+    _resolve_clashes(
+        result,
+        _Sides(base, local, remote, local_mtimes or {}, remote_time),
+        policy,
+        lambda path, taken_too: _free_conflict_path(path, robot, when, taken_too),
+        is_taken,
+    )
     return result
+
+
+@dataclass(frozen=True)
+class _Sides:
+    base: Mapping[str, Entry]
+    local: Mapping[str, Change]
+    remote: Mapping[str, Change]
+    local_mtimes: Mapping[str, float]
+    remote_time: float | None
+
+    def head(self, path: str) -> Change:
+        """The path on the server before the commit."""
+        return self.remote[path] if path in self.remote else self.base.get(path)
+
+
+def _resolve_clashes(
+    result: MergeResult,
+    sides: _Sides,
+    policy: Policy,
+    free_name: Callable[[str, Callable[[str], bool]], str],
+    is_taken: Callable[[str], bool],
+) -> None:
+    """Make the merged version checkable out: no file where a folder is, no case twins.
+
+    Each clash is resolved like an add/add conflict: a file against a folder
+    keeps the folder and moves the file to its conflict name; case twins
+    follow ``policy`` with the local path as "ours". The base is clash-free
+    (the server refuses such versions), so only changed paths can clash.
+    """
+    final = dict(sides.base)
+    for path, change in [*sides.remote.items(), *result.commit.items()]:
+        if change is None:
+            final.pop(path, None)
+        else:
+            final[path] = change
+    tree = CaseTree(final)
+    pending = sorted(p for p in {*sides.local, *sides.remote, *result.commit} if p in final)
+    while pending:
+        clash = tree.clash(pending[-1]) if pending[-1] in tree else None
+        if clash is None:
+            pending.pop()
+            continue
+        loser, keep_it = _loser(result, sides, clash, policy)
+        final.pop(loser)
+        tree.remove(loser)
+        if not keep_it:  # `ours` or `theirs` dropped one of the twins
+            after = result.commit[loser] if loser in result.commit else sides.head(loser)
+            if after is not None:
+                final[loser] = after
+                tree.add(loser)
+            continue
+        copy = free_name(loser, lambda p: is_taken(p) or not tree.is_free(p))
+        entry = result.commit.get(loser) or sides.head(loser)
+        assert entry is not None
+        _move(result, sides, loser, copy, entry)
+        tree.add(copy)
+        final[copy] = entry
+        other = clash.second if loser == clash.first else clash.first
+        detail = (
+            f"differs only in case from {other}"
+            if clash.twins
+            else f"a file where {clash.second} needs a folder"
+        )
+        # This note replaces the plain "local"/"remote" one of the path.
+        result.notes = [
+            n for n in result.notes if n.path != loser or n.outcome not in ("local", "remote")
+        ]
+        result.notes.append(MergeNote(loser, "kept-both", f"{detail}: saved as {copy}"))
+
+
+def _is_ours(result: MergeResult, path: str) -> bool:
+    return result.commit.get(path) is not None
+
+
+def _loser(result: MergeResult, sides: _Sides, clash: Clash, policy: Policy) -> tuple[str, bool]:
+    """The path that gives way, and whether it moves to its conflict name (else: dropped).
+
+    A twin is dropped only by the ``ours`` and ``theirs`` policies.
+    """
+    a, b = clash.first, clash.second
+    if not clash.twins:
+        return a, True  # the file; its folder stays
+    if _is_ours(result, a) == _is_ours(result, b):
+        # Both from one side: keep the one the base already had, else the first by name.
+        if (a in sides.base) != (b in sides.base):
+            return (b if a in sides.base else a), True
+        return max(a, b), True
+    ours, theirs = (a, b) if _is_ours(result, a) else (b, a)
+    if policy == "newest":
+        local_t = sides.local_mtimes.get(ours)
+        if local_t is None or sides.remote_time is None:
+            policy = "keep-both"
+        else:
+            policy = "ours" if local_t > sides.remote_time else "theirs"
+    if policy == "ours":
+        result.commit[theirs] = None
+        result.take_remote[theirs] = None
+        result.notes.append(MergeNote(theirs, "ours", f"differs only in case from {ours}: removed"))
+        return theirs, False
+    if policy == "theirs":
+        del result.commit[ours]
+        result.take_remote[ours] = sides.head(ours)
+        result.notes.append(
+            MergeNote(ours, "theirs", f"differs only in case from {theirs}: took the remote side")
+        )
+        return ours, False
+    return ours, True
+
+
+def _move(result: MergeResult, sides: _Sides, path: str, copy: str, entry: Entry) -> None:
+    """Commit ``entry`` at ``copy`` instead of at ``path``; the folder moves it there too."""
+    result.conflict_copies[path] = copy
+    result.commit[copy] = entry
+    if _is_ours(result, path):
+        del result.commit[path]
+        if sides.head(path) is not None:
+            result.commit[path] = None
+        return
+    # The server's file moves: delete it there, and take the copy like a remote change.
+    result.commit[path] = None
+    result.take_remote.pop(path, None)
+    result.take_remote[copy] = entry
 
 
 def _resolve_both_changed(

@@ -40,7 +40,7 @@ from robosync.client.index import (
 )
 from robosync.client.leftout import DELETED, LeftOut, LeftOutFiles, Stamp
 from robosync.client.lock import folder_lock
-from robosync.client.merge import Change, Entry, MergeNote, Policy, merge
+from robosync.client.merge import Change, Entry, MergeNote, MergeResult, Policy, merge
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.scan import TEMP_PREFIX, ScanReport, scan
 from robosync.client.settings import ClientSettings
@@ -62,6 +62,7 @@ from robosync.errors import (
     NotFound,
     RobosyncError,
     Unavailable,
+    Unprocessable,
 )
 from robosync.paths import normalize_path, validate_path
 from robosync.protocol import DeleteOp, ProjectInfo, PutOp, VersionInfo
@@ -70,6 +71,8 @@ COMMIT_ATTEMPTS = 10
 # Rounds of re-uploading blobs a commit found missing (deleted by garbage
 # collection or an operator between upload and commit) before giving up.
 REUPLOAD_ROUNDS = 3
+# Rounds of resolving paths the server refused as not checkable out together.
+CLASH_ROUNDS = 2
 META_SUFFIX = ".meta.json"
 
 
@@ -476,6 +479,8 @@ class Project:
             if change is None or change.digest in uploaded:
                 continue
             row = self.index.file(path)
+            if row is not None and row.state != LOCAL and self.index.has_base_digest(row.digest):
+                continue  # a server file moved to a conflict name: the server has its bytes
             if row is None or row.state != LOCAL:
                 left_out.add(path, DELETED)
                 continue
@@ -509,7 +514,7 @@ class Project:
         left_out: LeftOutFiles,
     ) -> None:
         rng = random.Random()
-        reuploads = 0
+        reuploads = clash_rounds = 0
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             if not changes:  # nothing, or only files left out
                 result.version = self.index.base_version
@@ -529,10 +534,7 @@ class Project:
                     idempotency_key=key,
                 )
             except ConflictError:
-                notes = self._merge_remote(policy)
-                result.merged.extend(notes)
-                changes = left_out.without(self.index.local_delta().changes())
-                changes = self._upload(transfer, changes, uploaded, left_out)
+                changes = self._merge_and_upload(transfer, uploaded, policy, result, left_out)
                 time.sleep(rng.uniform(0, min(2.0, 0.05 * 2**attempt)))
                 continue
             except MissingBlobs as e:
@@ -540,6 +542,16 @@ class Project:
                 if reuploads > REUPLOAD_ROUNDS:
                     raise
                 changes = self._reupload_missing(transfer, changes, uploaded, e, left_out)
+                continue
+            except Unprocessable as e:
+                # Paths that cannot be checked out together (a file where a folder
+                # is, case twins) among this folder's own changes: move one aside.
+                if not e.details.get("paths") or clash_rounds >= CLASH_ROUNDS:
+                    raise
+                clash_rounds += 1
+                changes = self._merge_and_upload(
+                    transfer, uploaded, policy, result, left_out, always=True
+                )
                 continue
             with self.index.transaction():
                 self.index.apply_to_base(changes.items())
@@ -552,6 +564,21 @@ class Project:
             "run push again",
             {"head_version": self.index.base_version},
         )
+
+    def _merge_and_upload(
+        self,
+        transfer: Transfer,
+        uploaded: set[str],
+        policy: Policy,
+        result: PushResult,
+        left_out: LeftOutFiles,
+        *,
+        always: bool = False,
+    ) -> dict[str, Change]:
+        """Merge the server's changes, upload what that adds; the changes left to commit."""
+        result.merged.extend(self._merge_remote(policy, always=always))
+        changes = left_out.without(self.index.local_delta().changes())
+        return self._upload(transfer, changes, uploaded, left_out)
 
     def _reupload_missing(
         self,
@@ -596,29 +623,30 @@ class Project:
                 changes[op.path] = Entry(op.digest, op.size) if isinstance(op, PutOp) else None
         return head, changes
 
-    def _merge_remote(self, policy: Policy) -> list[MergeNote]:
+    def _merge_remote(self, policy: Policy, *, always: bool = False) -> list[MergeNote]:
         """Merge the server's changes since the base into the folder; base becomes the head.
 
         Files changed remotely become ``remote`` rows (fetched by pull/fetch);
         the local file they replace is removed (its bytes are in the base
-        version on the server). Local changes stay local changes.
+        version on the server). Local changes stay local changes. A file where
+        the merged version needs a folder, and case twins, move to their
+        conflict names (see ``merge.py``). With ``always``, merge even when the
+        server did not move (to resolve such clashes among local changes).
         """
         head, remote = self._remote_changes()
-        if head <= self.index.base_version and not remote:
+        if head <= self.index.base_version and not remote and not always:
             return []
         local = self.index.local_delta().changes()
-        paths = set(local) | set(remote)
-        base = self.index.base_entries(paths)
         mtimes: dict[str, float] = {}
         remote_time: float | None = None
         if policy == "newest":
-            for p in set(local) & set(remote):
-                row = self.index.file(p)
+            for p, change in local.items():
+                row = self.index.file(p) if change is not None else None
                 if row is not None and row.mtime_ns > 0:
                     mtimes[p] = row.mtime_ns / 1e9
             remote_time = self.info().updated_at.timestamp()
         decided = merge(
-            base,
+            self.index.base_manifest(),
             local,
             remote,
             policy=policy,
@@ -627,31 +655,24 @@ class Project:
             remote_time=remote_time,
             taken=lambda p: self.index.file(p) is not None or self.index.base_entry(p) is not None,
         )
-        moves: list[tuple[FileRow, str]] = []
-        for path, copy in decided.conflict_copies.items():
-            row = self.index.file(path)
-            if row is None:
-                continue
-            if row.state == LOCAL:
-                (self.root / copy).parent.mkdir(parents=True, exist_ok=True)
-                # A file deleted during this push was left out; its row still moves.
-                with _missing_ok():
-                    os.rename(self.root / path, self.root / copy)
-            moves.append((row, copy))
+        moves, dropped = self._move_conflict_copies(decided)
+        moved_to = {copy for _, copy in moves}
         for path in decided.take_remote:
-            if path in decided.conflict_copies:
+            if path in decided.conflict_copies or path in moved_to:
                 continue
             row = self.index.file(path)
             if row is not None and row.state == LOCAL:
                 # Only reached when the local file is the base version or deleted
                 # remotely-vs-unchanged, or the user chose `theirs`.
-                with _missing_ok():
-                    os.unlink(self.root / path)
+                self._unlink(path)
         with self.index.transaction():
+            self.index.remove_files(dropped)
             for row, copy in moves:
                 self.index.remove_files([row.path])
                 self.index.put_files([replace(row, path=copy)])
             for path, change in decided.take_remote.items():
+                if path in moved_to:
+                    continue
                 if change is None:
                     self.index.remove_files([path])
                     continue
@@ -663,6 +684,52 @@ class Project:
             self.index.apply_to_base(remote.items())
             self.index.base_version = head
         return decided.notes
+
+    def _move_conflict_copies(
+        self, decided: MergeResult
+    ) -> tuple[list[tuple[FileRow, str]], list[str]]:
+        """Rename files to their conflict names; ``(moved rows, paths forgotten)``.
+
+        When the server's version of a path moves to the copy (a file where the
+        merge keeps a folder), this folder fetches the copy like any remote
+        change, and an older local version of the path (the base one, safe on
+        the server) is removed instead of moved.
+        """
+        moves: list[tuple[FileRow, str]] = []
+        dropped: list[str] = []
+        for path, copy in decided.conflict_copies.items():
+            row = self.index.file(path)
+            if row is None:
+                continue
+            fetched = decided.take_remote.get(copy)
+            if fetched is not None and row.entry != fetched:
+                if row.state == LOCAL:
+                    self._unlink(path)
+                dropped.append(path)
+                continue
+            if row.state == LOCAL:
+                (self.root / copy).parent.mkdir(parents=True, exist_ok=True)
+                # A file deleted during this push was left out; its row still moves.
+                with _missing_ok():
+                    os.rename(self.root / path, self.root / copy)
+                self._prune_empty_folders(path)
+            moves.append((row, copy))
+        return moves, dropped
+
+    def _unlink(self, path: str) -> None:
+        """Remove a file and the folders it leaves empty (a file may take their place)."""
+        with _missing_ok():
+            os.unlink(self.root / path)
+        self._prune_empty_folders(path)
+
+    def _prune_empty_folders(self, path: str) -> None:
+        folder = (self.root / path).parent
+        while folder != self.root:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): stop
+                return
+            folder = folder.parent
 
     # --- pull, fetch, restore, clone -----------------------------------------
 
