@@ -15,7 +15,13 @@ both changed to different contents (incl. added)   policy; default keep-both: R 
                                                    the path, L is committed as
                                                    ``<stem>.conflict-<robot>-<UTC><ext>``
 one side deleted, the other modified               keep the modified bytes
+a file where the merged version needs a folder     the folder stays, the file moves to
+                                                   its conflict name (either side)
+case twins                                         as both added (policy; L moves)
 =================================================  ===============================
+
+The merged version must be checkable out (the server refuses it otherwise):
+see ``_resolve_clashes``.
 """
 
 from __future__ import annotations

@@ -471,6 +471,11 @@ class Transfer:
                 _sync_data(fd)
             finally:
                 os.close(fd)
+            if dest.is_dir() and not dest.is_symlink():
+                # An empty folder left where the version now has a file (its files
+                # were deleted); a folder still holding files stays and this fails.
+                with contextlib.suppress(OSError):
+                    dest.rmdir()
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
