@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name, sha
-from tests.fixtures.server import ServerProcess
+from tests.fixtures.server import ServerProcess, server_command
 
 
 @dataclass
@@ -139,3 +142,148 @@ def test_a_live_clone_keeps_working_after_a_rename(proxied: ProxiedServer, tmp_p
     assert f"project {new}," in a.cli("status").stdout
     listed = json.loads(a.cli("projects", "--json").stdout)
     assert [p["name"] for p in listed] == [new]
+
+
+def admin(server: ServerProcess, *args: str, **env: str) -> str:
+    """Run ``robosync-server ARGS`` against the server's data (extra env); its stdout."""
+    out = subprocess.run(
+        [*server_command(), *args],
+        env={**server.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_delete_goes_to_the_trash_restores_and_gc_keeps_blobs_others_use(
+    proxied: ProxiedServer, tmp_path: Path
+) -> None:
+    alice = new_user(proxied, tmp_path, "alice")
+    shared, own = os.urandom(5000), os.urandom(6000)
+    doomed, kept = project_name(), project_name()
+    a, k = alice.robot("a"), alice.robot("k")
+    a.cli("init", doomed)
+    pushed(a, {"shared.png": shared, "own.png": own})
+    k.cli("init", kept)
+    pushed(k, {"shared.png": shared})
+
+    a.cli("delete-project", doomed)
+    assert "no project" in a.cli("pull", check=False).stderr
+    trash = json.loads(a.cli("trash", "--json").stdout)
+    assert [p["name"] for p in trash] == [doomed]
+    # Within the trash period gc leaves it alone, and one command brings it back.
+    assert "purged 0" in admin(proxied.server, "gc", "--grace", "0s")
+    a.cli("undelete", doomed)
+    assert json.loads(a.cli("pull", "--json").stdout)["version"] == 1
+
+    a.cli("delete-project", f"{alice.name}/{doomed}")
+    report = admin(proxied.server, "gc", "--grace", "0s", ROBOSYNC_TRASH_DAYS="0")
+    assert "purged 1" in report
+    assert "no project" in a.cli("undelete", doomed, check=False).stderr
+    # The blob the purged project shared with another is still there, byte for byte.
+    c = alice.robot("c")
+    c.cli("clone", kept, ".")
+    assert folder_digests(c.root) == {"shared.png": sha(shared)}
+
+
+def test_a_push_over_the_quota_is_refused_before_any_byte_is_sent(
+    proxied: ProxiedServer, tmp_path: Path
+) -> None:
+    alice, bob = new_user(proxied, tmp_path, "alice"), new_user(proxied, tmp_path, "bob")
+    admin(proxied.server, "users", "quota", alice.name, "5000")
+    a = alice.robot("a")
+    a.cli("init", project_name())
+    assert pushed(a, {"one.png": os.urandom(3000)})["committed"]
+    a.cli("share", bob.name, "--role", "write")
+    proxied.proxy.reset()
+    (a.root / "two.png").write_bytes(os.urandom(3000))
+    refused = a.cli("push", check=False)
+    assert refused.returncode == 1
+    assert "quota is 5000 bytes and 3000 are used" in refused.stderr
+    assert proxied.proxy.puts() == [], "bytes were uploaded before the quota refusal"
+    # A writer's push counts against the owner's quota too.
+    b = bob.robot("b")
+    b.cli("clone", f"{alice.name}/{_name(a)}", ".")
+    (b.root / "big.png").write_bytes(os.urandom(2500))
+    assert "quota" in b.cli("push", check=False).stderr
+    assert proxied.proxy.puts() == []
+    # A push that frees space still goes through.
+    (a.root / "two.png").unlink()
+    (a.root / "one.png").unlink()
+    assert pushed(a, {})["committed"]
+
+
+def _name(robot: Robot) -> str:
+    return str(json.loads((robot.root / ".robosync" / "config.json").read_text())["project_name"])
+
+
+def test_every_action_leaves_an_audit_row_and_a_log_line(
+    proxied: ProxiedServer, tmp_path: Path
+) -> None:
+    alice, bob = new_user(proxied, tmp_path, "alice"), new_user(proxied, tmp_path, "bob")
+    name, new = project_name(), project_name()
+    a = alice.robot("a")
+    a.cli("init", name)
+    pushed(a, {"one.png": os.urandom(1000)})
+    a.cli("share", bob.name, "--role", "read")
+    a.cli("unshare", bob.name)
+    a.cli("rename-project", name, new)
+    a.cli("delete-project", new)
+    a.cli("undelete", new)
+    rows = json.loads(admin(proxied.server, "audit", "--project", f"{alice.name}/{new}", "--json"))
+    assert [r["action"] for r in rows] == [
+        "commit",
+        "share",
+        "unshare",
+        "rename",
+        "delete",
+        "restore",
+    ]
+    assert {(r["user"], r["actor"], r["address"]) for r in rows} == {(alice.name, "r", "127.0.0.1")}
+    assert rows[1]["details"]["user"] == bob.name and rows[1]["details"]["role"] == "read"
+    assert rows[3]["details"] == {"old": name, "new": new}
+    proxied.server.run_cli("revoke-token", bob.name, "--robot", "r")
+    tokens = json.loads(admin(proxied.server, "audit", "--since", "1h", "--json"))
+    mine = [(r["action"], r["details"]) for r in tokens if r["details"].get("user") == bob.name]
+    assert ("token_create", {"user": bob.name, "robot": "r"}) in mine
+    assert ("token_revoke", {"user": bob.name, "robot": "r"}) in mine
+    logged = [
+        json.loads(line)
+        for line in proxied.server.log_path.read_text().splitlines()
+        if '"robosync.audit"' in line
+    ]
+    assert any(
+        x["audit"]["action"] == "rename" and x["audit"]["details"]["new"] == new for x in logged
+    )
+
+
+def test_admin_lists_and_usage_show_the_fleet(proxied: ProxiedServer, tmp_path: Path) -> None:
+    alice = new_user(proxied, tmp_path, "alice")
+    data = os.urandom(4000)
+    a, b = alice.robot("a"), alice.robot("b")
+    a.cli("init", project_name())
+    pushed(a, {"x.png": data})
+    b.cli("init", project_name())
+    pushed(b, {"x.png": data, "y.png": data})
+    users = json.loads(admin(proxied.server, "users", "list", "--json"))
+    assert {"user": alice.name, "projects": 2, "logical_bytes": 12000, "tokens": 1}.items() <= next(
+        u for u in users if u["user"] == alice.name
+    ).items()
+    (token,) = json.loads(admin(proxied.server, "tokens", "list", "--user", alice.name, "--json"))
+    assert token["robot"] == "r" and token["last_push_at"] and token["last_used_at"]
+    projects = json.loads(admin(proxied.server, "projects", "list", "--user", alice.name, "--json"))
+    assert sorted((p["images"], p["logical_bytes"], p["head_version"]) for p in projects) == [
+        (1, 4000, 1),
+        (2, 8000, 1),
+    ]
+    usage = json.loads(admin(proxied.server, "usage", "--json"))
+    mine = next(u for u in usage["users"] if u["user"] == alice.name)
+    assert (mine["logical_bytes"], mine["stored_bytes"], mine["dedup_ratio"]) == (12000, 4000, 3.0)
+    assert usage["total"]["stored_bytes"] >= 4000 and usage["total"]["blobs"] >= 1
+    assert "logical_bytes" in admin(proxied.server, "usage")
+    metrics = httpx.get(proxied.server.url + "/metrics").text
+    assert "robosync_blobs_stored_bytes " in metrics
+    assert "robosync_logical_bytes " in metrics
+    assert f'robosync_robot_last_push_age_seconds{{robot="r",user="{alice.name}"}}' in metrics

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 import robosync
-from robosync.server import metrics
+from robosync.server import fleet_metrics, metrics
 from robosync.server.db.engine import Database
 from robosync.server.errors import install_error_handlers
 from robosync.server.limits import RateLimiter
@@ -81,6 +81,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     metrics.count_rate_limited(app)
+    fleet_metrics.watch(app.state.db)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -125,6 +125,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_gc(args: argparse.Namespace) -> None:
     """Delete unreferenced old blobs and expired uploads (and old versions if asked)."""
+    from datetime import timedelta
+
     from robosync.server.app import build_store
     from robosync.server.logs import configure_logging
     from robosync.server.services import gc
@@ -134,6 +136,7 @@ def cmd_gc(args: argparse.Namespace) -> None:
     try:
         policy = gc.GcPolicy(
             grace=gc.parse_duration(args.grace),
+            trash=timedelta(days=settings.trash_days),
             keep_versions=args.keep_versions,
             older_than=None if args.older_than is None else gc.parse_duration(args.older_than),
             dry_run=args.dry_run,
@@ -250,8 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     collect = add(
         "gc",
         cmd_gc,
-        "delete blobs no version references (older than the grace period) and expired "
-        "uploads; optionally drop old versions first",
+        "purge projects deleted longer ago than ROBOSYNC_TRASH_DAYS, delete blobs no version "
+        "references (older than the grace period) and expired uploads; optionally drop old "
+        "versions first",
     )
     collect.add_argument(
         "--grace",
@@ -285,6 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = add("revoke-token", cmd_revoke_token, "revoke the token of one robot of a user")
     revoke.add_argument("user")
     revoke.add_argument("--robot", required=True, help="name of the robot")
+    from robosync.server.admin_cli import add_admin_commands
+
+    add_admin_commands(add, common)
     return parser
 
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     presign_expiry_seconds: int = Field(
         default=900, ge=1, description="lifetime of presigned upload and download URLs"
     )
+    trash_days: float = Field(
+        default=30,
+        ge=0,
+        description="days a deleted project stays restorable before `gc` purges it",
+    )
     upload_expiry_seconds: int = Field(
         default=24 * 3600, ge=60, description="lifetime of an unfinished (resumable) upload"
     )

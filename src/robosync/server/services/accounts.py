@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from robosync.errors import AlreadyExists, NotFound, Unauthorized
 from robosync.server.db.models import Token, User, utcnow
+from robosync.server.services import audit
+from robosync.server.services.audit import Actor
 
 TOKEN_PREFIX = "rs_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -53,8 +55,11 @@ def find_user(session: Session, name: str) -> User:
     return user
 
 
-def create_token(session: Session, user: User, robot: str) -> str:
-    """A new token for ``robot`` of ``user``; refused if that robot has a live token."""
+def create_token(session: Session, user: User, robot: str, actor: Actor | None = None) -> str:
+    """A new token for ``robot`` of ``user``; refused if that robot has a live token.
+
+    Audited as done by ``actor`` (default: the operator running this command).
+    """
     live = session.scalar(
         select(Token.id).where(
             Token.user_id == user.id, Token.robot == robot, Token.revoked_at.is_(None)
@@ -70,11 +75,14 @@ def create_token(session: Session, user: User, robot: str) -> str:
         Token(user_id=user.id, robot=robot, token_hash=hash_token(token), prefix=token[:10])
     )
     session.flush()
+    audit.record(
+        session, actor or audit.Actor.operator(), audit.TOKEN_CREATE, user=user.name, robot=robot
+    )
     return token
 
 
-def revoke_token(session: Session, user: User, robot: str) -> None:
-    """Revoke the live token of ``robot``; :class:`NotFound` if it has none."""
+def revoke_token(session: Session, user: User, robot: str, actor: Actor | None = None) -> None:
+    """Revoke the live token of ``robot``; :class:`NotFound` if it has none (audited)."""
     result = session.execute(
         update(Token)
         .where(Token.user_id == user.id, Token.robot == robot, Token.revoked_at.is_(None))
@@ -85,6 +93,9 @@ def revoke_token(session: Session, user: User, robot: str) -> None:
             f"robot {robot!r} of user {user.name!r} has no live token",
             {"user": user.name, "robot": robot},
         )
+    audit.record(
+        session, actor or audit.Actor.operator(), audit.TOKEN_REVOKE, user=user.name, robot=robot
+    )
 
 
 def authenticate(session: Session, token: str) -> Principal:

@@ -12,13 +12,15 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from robosync.server.db.models import AuditEvent, Project, utcnow
-from robosync.server.services.accounts import Principal
+
+if TYPE_CHECKING:
+    from robosync.server.services.accounts import Principal
 
 log = logging.getLogger("robosync.audit")
 

@@ -47,12 +47,15 @@ from robosync.server.db.models import (
     BLOB_PRESENT,
     Blob,
     File,
+    IdempotencyKey,
+    Member,
     Project,
     Upload,
     Version,
     utcnow,
 )
 from robosync.server.db.queries import key_in, one_of
+from robosync.server.services import audit
 from robosync.server.services.blobs import blob_key
 from robosync.server.services.commits import chunked
 from robosync.server.services.possession import forget_possessions
@@ -84,6 +87,9 @@ class GcPolicy:
     """
 
     grace: timedelta = DEFAULT_GRACE
+    # Projects deleted longer ago than this are purged (their blobs then follow
+    # the usual rule: kept while any other project's files row names them).
+    trash: timedelta = timedelta(days=30)
     keep_versions: int | None = None
     older_than: timedelta | None = None
     dry_run: bool = False
@@ -93,6 +99,7 @@ class GcPolicy:
 class GcReport:
     """What was (or, in a dry run, would be) deleted."""
 
+    projects_purged: int = 0
     versions_pruned: int = 0
     file_rows_deleted: int = 0
     uploads_aborted: int = 0
@@ -119,6 +126,7 @@ def collect_garbage(
     report = GcReport()
     # Dry run only: how many files rows naming each digest pruning would delete.
     pruned_refs: Counter[str] = Counter()
+    purge_trash(db, now - policy.trash, policy.dry_run, report, pruned_refs)
     if policy.keep_versions is not None or policy.older_than is not None:
         prune_versions(db, policy, now, report, pruned_refs)
     abandoned = abort_expired_uploads(db, store, now, policy.dry_run, report)
@@ -132,6 +140,51 @@ def collect_garbage(
         for batch in chunked(sorted(abandoned), BATCH):
             _delete_blobs(db, store, batch, None, now, report)
     return report
+
+
+# -- the trash -----------------------------------------------------------------
+
+
+def purge_trash(
+    db: Database,
+    deleted_before: datetime,
+    dry_run: bool,
+    report: GcReport,
+    pruned_refs: Counter[str],
+) -> None:
+    """Remove the projects deleted before ``deleted_before``, with their files and history.
+
+    A dry run only counts them, and adds their ``files`` rows to ``pruned_refs``.
+    """
+    with db.reading() as session:
+        ids = list(
+            session.scalars(
+                select(Project.id).where(
+                    Project.deleted_at.is_not(None), Project.deleted_at < deleted_before
+                )
+            )
+        )
+    if dry_run:
+        report.projects_purged += len(ids)
+        with db.reading() as session:
+            for project_id in ids:
+                pruned_refs.update(
+                    session.scalars(select(File.digest).where(File.project_id == project_id))
+                )
+        return
+    for project_id in ids:
+        with db.writing() as session:
+            project = session.get(Project, project_id, with_for_update=True)
+            if project is None or project.deleted_at is None:
+                continue  # restored meanwhile
+            # Explicit deletes (not only ON DELETE CASCADE): each names the
+            # project, so PostgreSQL touches one files partition.
+            session.execute(delete(File).where(File.project_id == project_id))
+            for model in (Version, Member, IdempotencyKey):
+                session.execute(delete(model).where(model.project_id == project_id))
+            audit.record(session, audit.Actor.operator(), audit.PURGE, project)
+            session.delete(project)
+            report.projects_purged += 1
 
 
 # -- version retention ---------------------------------------------------------
@@ -466,6 +519,8 @@ def describe(report: GcReport, dry_run: bool) -> list[str]:
     """Human-readable lines of a report."""
     verb = "would delete" if dry_run else "deleted"
     return [
+        f"trash: {'would purge' if dry_run else 'purged'} {report.projects_purged} "
+        "deleted project(s) past the trash period",
         f"versions: {verb} {report.versions_pruned} "
         f"(and {report.file_rows_deleted} file rows live only in them)",
         f"uploads: {'would abort' if dry_run else 'aborted'} {report.uploads_aborted} expired; "
