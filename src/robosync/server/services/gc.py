@@ -520,7 +520,7 @@ def describe(report: GcReport, dry_run: bool) -> list[str]:
     verb = "would delete" if dry_run else "deleted"
     return [
         f"trash: {'would purge' if dry_run else 'purged'} {report.projects_purged} "
-        "deleted project(s) past the trash period",
+        "project(s) past the trash period",
         f"versions: {verb} {report.versions_pruned} "
         f"(and {report.file_rows_deleted} file rows live only in them)",
         f"uploads: {'would abort' if dry_run else 'aborted'} {report.uploads_aborted} expired; "
