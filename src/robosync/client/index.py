@@ -8,6 +8,10 @@ unchanged file is never re-hashed), its digest and block hashes, and a state:
 * ``remote``: it came from another robot through a merge and was not
   downloaded yet; ``pull`` and ``fetch`` bring it.
 
+A ``local`` row whose digest is ``UNHASHED`` is a file on disk of unknown
+content (left out of a push while it changed or could not be read): a local
+change equal to no digest, hashed by the next scan.
+
 ``base``: the manifest of the version this folder last synced (``meta``
 holds its number). The local changes are ``files`` against ``base``; a path in
 ``evicted``/``remote`` state is not a deletion.
@@ -30,6 +34,9 @@ INDEX_FILE = "index.sqlite"
 CONFIG_FILE = "config.json"
 
 LOCAL, EVICTED, REMOTE = "local", "evicted", "remote"
+# The digest of a file on disk whose content is not known (left out while it
+# was changing or unreadable): equal to no digest, never sent to the server.
+UNHASHED = ""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -198,11 +205,20 @@ class Index:
         """Forget these paths."""
         self.db.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
 
-    def forget_stat(self, paths: Iterable[str]) -> None:
-        """Make the next scan hash these local files again, whatever their stat says."""
+    def mark_unhashed(self, paths: Iterable[str]) -> None:
+        """Record these files on disk as of unknown content: hashed by the next scan.
+
+        A file left out of a push (changing, unreadable) must not keep a
+        digest of bytes it may no longer have: with its base digest a pull
+        would take it for the unchanged base version and overwrite it, with
+        no row a pull would write a remote file over it. An unhashed row is
+        a local change no digest equals, so a merge keeps both.
+        """
         self.db.executemany(
-            "UPDATE files SET mtime_ns = -1 WHERE path = ? AND state = ?",
-            ((p, LOCAL) for p in paths),
+            "INSERT INTO files (path, size, mtime_ns, inode, digest, blocks, state) "
+            "VALUES (?, 0, -1, 0, ?, NULL, ?) ON CONFLICT (path) DO UPDATE SET "
+            "mtime_ns = -1, digest = excluded.digest, blocks = NULL, state = excluded.state",
+            ((p, UNHASHED, LOCAL) for p in paths),
         )
 
     def set_remote_only(self, path: str, entry: Entry, state: str) -> None:

@@ -134,6 +134,10 @@ class LeftOutFiles:
         """The paths left out, sorted."""
         return sorted(self._reasons)
 
+    def still_on_disk(self) -> list[str]:
+        """The paths left out for a reason other than their deletion, sorted."""
+        return sorted(p for p, why in self._reasons.items() if why != DELETED)
+
     def without(self, changes: Mapping[str, V]) -> dict[str, V]:
         """``changes`` less the paths left out (nothing is known for sure about them now)."""
         return {p: c for p, c in changes.items() if p not in self._reasons}

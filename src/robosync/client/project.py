@@ -33,6 +33,7 @@ from robosync.client.index import (
     EVICTED,
     LOCAL,
     REMOTE,
+    UNHASHED,
     FileRow,
     Index,
     LocalDelta,
@@ -429,11 +430,12 @@ class Project:
         result.modified = sum(p not in left_out for p in delta.modified)
         result.deleted = sum(p not in left_out for p in delta.deleted)
         result.left_out = left_out.listed()
-        if left_out:
+        unsettled = left_out.still_on_disk()
+        if unsettled:
             # Its row may hold a digest of bytes the file no longer has (even
             # with an unchanged mtime): never trust it again.
             with self.index.transaction():
-                self.index.forget_stat(left_out.paths())
+                self.index.mark_unhashed(unsettled)
 
     def _check_quota(self, changes: Mapping[str, Change]) -> None:
         """Ask before uploading whether the push fits the owner's quota (413 if not)."""
@@ -483,6 +485,9 @@ class Project:
                 continue  # a server file moved to a conflict name: the server has its bytes
             if row is None or row.state != LOCAL:
                 left_out.add(path, DELETED)
+                continue
+            if row.digest == UNHASHED:  # e.g. the conflict copy of a file left out
+                left_out.add(path, "changed while it was hashed (not hashed yet)")
                 continue
             holders.setdefault(row.digest, []).append(row)
         while holders:

@@ -6,8 +6,8 @@ the GIL on buffers over 2 KiB and files are read 1 MiB at a time, so threads
 use every core without the cost of shipping results between processes.
 At most ``2 x workers`` files are in flight and rows are written in batches,
 so memory stays flat however many files change. A file that changes, vanishes
-or cannot be read while it is hashed is not indexed but reported
-(``ScanReport.left_out``): the push leaves it out and the next scan hashes it.
+or cannot be read while it is hashed is reported (``ScanReport.left_out``)
+and indexed as unhashed: the push leaves it out and the next scan hashes it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from robosync.client.index import DIRNAME, LOCAL, FileRow, Index
 from robosync.client.leftout import (
     FileTrouble,
     LeftOut,
+    LeftOutFiles,
     Stamp,
     file_trouble,
     open_as_hashed,
@@ -172,6 +173,10 @@ def scan(
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             collect(done)
     flush(force=True)
+    unsettled = LeftOutFiles(report.left_out).still_on_disk()
+    if unsettled:
+        with index.transaction():
+            index.mark_unhashed(unsettled)
 
     gone = [p for p, v in known.items() if p not in seen_paths and v[3] == LOCAL]
     report.removed = len(gone)
