@@ -88,12 +88,16 @@ def test_tampered_part_is_refused_by_the_store_and_the_blob_never_present(
 
 
 def test_tampered_single_put_is_refused_and_the_blob_never_present(alice: Robot) -> None:
-    data = os.urandom(1000)
+    # Starts with "x" on purpose: tampering by *replacing* the first byte with
+    # "x" left 1 random body in 256 untouched, and the store rightly took it.
+    data = b"x" + os.urandom(999)
     blob = digest_bytes(data)
     (plan,) = alice.plan([blob])
     assert plan["upload_id"] is None
     (part,) = plan["parts"]
-    r = httpx.put(part["url"], content=b"x" + data[1:], headers=part["headers"], timeout=60)
+    tampered = bytes([data[0] ^ 0xFF]) + data[1:]
+    assert tampered != data
+    r = httpx.put(part["url"], content=tampered, headers=part["headers"], timeout=60)
     assert r.status_code == 400
     assert alice.complete(plan, [])["status"] == "failed"
     assert alice.plan([blob])[0]["status"] == "upload"
