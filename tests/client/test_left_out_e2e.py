@@ -138,7 +138,7 @@ def test_a_blob_whose_file_changed_is_uploaded_from_a_duplicate_of_it(
     assert_clone_matches(proxied, tmp_path, r1, name)
 
 
-def test_deleted_and_unreadable_files_are_left_out_and_the_rest_committed(
+def test_deleted_rewritten_and_unreadable_files_are_left_out_and_the_rest_committed(
     proxied: ProxiedServer, tmp_path: Path
 ):
     r1 = robot_on(proxied, tmp_path, "r1")
@@ -149,19 +149,21 @@ def test_deleted_and_unreadable_files_are_left_out_and_the_rest_committed(
         p.save_image("b_gone.png", os.urandom(30_000))
         p.save_image("c/under_moved_folder.png", os.urandom(31_000))
         p.save_image("d_fifo.png", os.urandom(32_000))
+        p.save_image("e_rewritten.png", os.urandom(33_000))
         for rel, data in kept.items():
             p.save_image(rel, data)
     root = r1.root
     fifo_bytes = (root / "d_fifo.png").read_bytes()
 
-    def break_three_files() -> None:
+    def break_four_files() -> None:
         (root / "b_gone.png").unlink()
         (root / "c").rename(tmp_path / "c-away")
         (root / "c").write_bytes(b"a file where the folder was")  # open(c/...) is ENOTDIR
         (root / "d_fifo.png").unlink()
         os.mkfifo(root / "d_fifo.png")  # reading it would block forever
+        (root / "e_rewritten.png").write_bytes(os.urandom(34_000))
 
-    first = push_while(r1, proxied, break_three_files)
+    first = push_while(r1, proxied, break_four_files)
     assert first.returncode == EXIT_LEFT_OUT, first.stderr
     result = json.loads(first.stdout)
     assert result["committed"]
@@ -170,8 +172,9 @@ def test_deleted_and_unreadable_files_are_left_out_and_the_rest_committed(
         "b_gone.png": "deleted during the push",
         "c/under_moved_folder.png": "cannot be read (Not a directory)",
         "d_fifo.png": "cannot be read (not a regular file any more)",
+        "e_rewritten.png": "changed before it was uploaded (size or mtime moved)",
     }
-    assert len(first.stderr.strip().splitlines()) == 3
+    assert len(first.stderr.strip().splitlines()) == 4
 
     # the folder heals: the second push commits what is there now
     (root / "c").unlink()
@@ -180,7 +183,7 @@ def test_deleted_and_unreadable_files_are_left_out_and_the_rest_committed(
     (root / "d_fifo.png").write_bytes(fifo_bytes)
     second = r1.cli("push", "--json")
     again = json.loads(second.stdout)
-    assert again["committed"] and again["left_out"] == [] and again["added"] == 2
+    assert again["committed"] and again["left_out"] == [] and again["added"] == 3
     assert_clone_matches(proxied, tmp_path, r1, name)
 
 
