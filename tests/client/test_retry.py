@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from robosync.client.retry import Retrying
-from robosync.errors import InvalidInput, RateLimited, RobosyncError
+from robosync.errors import InvalidInput, RateLimited, RobosyncError, Unavailable
 
 
 def flaky(errors):
@@ -81,3 +81,24 @@ def test_waiting_on_rate_limits_is_bounded_in_time():
     with pytest.raises(RateLimited):
         Retrying(rate_limited_wait=60, sleep=slept.append).call(fn)
     assert 40 <= sum(slept) <= 60
+
+
+def test_a_server_never_reached_gets_a_short_budget_and_is_named(caplog):
+    slept: list[float] = []
+    err = httpx.ConnectError("refused", request=httpx.Request("GET", "http://h:1/v1/projects"))
+    fn, calls = flaky([err] * 10)
+    with caplog.at_level("WARNING", logger="robosync.client"), pytest.raises(Unavailable) as e:
+        Retrying(sleep=slept.append).call(fn, first_contact=True)
+    assert len(calls) == 5 and len(slept) == 4 and sum(slept) <= 5
+    assert "server at http://h:1 unreachable" in e.value.message
+    assert [r.getMessage() for r in caplog.records][
+        0
+    ] == "server at http://h:1 unreachable, retry 2/5"
+
+
+def test_a_server_that_answered_before_keeps_the_long_budget():
+    slept: list[float] = []
+    fn, calls = flaky([httpx.ConnectError("refused")] * 10)
+    with pytest.raises(httpx.ConnectError):
+        Retrying(sleep=slept.append).call(fn)
+    assert len(calls) == 7

@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from robosync import __version__
+from robosync.client.bandwidth import BandwidthLimiter
 from robosync.client.retry import Retrying
 from robosync.errors import RobosyncError, error_from_body
 from robosync.protocol import (
@@ -81,9 +82,15 @@ class Api:
         retrying: Retrying | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        limiter: BandwidthLimiter | None = None,
     ) -> None:
         self.server = server.rstrip("/")
+        # The cap the transfers of this session go through (blob bodies, up and down).
+        self.limiter = limiter
         self.retrying = retrying or Retrying()
+        # Until the server answers once, a refused connection fails fast
+        # (see Retrying.call's first_contact).
+        self.reached = False
         self.http = httpx.Client(
             base_url=self.server + API_PREFIX,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"robosync/{__version__}"},
@@ -124,12 +131,15 @@ class Api:
                 content=content() if content is not None else None,
             )
         resp = self.http.send(req)
+        self.reached = True
         if resp.status_code >= 400:
             raise error_of(resp)
         return resp
 
     def _call(self, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
-        return self.retrying.call(lambda: self._send_once(method, url, **kw), what)
+        return self.retrying.call(
+            lambda: self._send_once(method, url, **kw), what, first_contact=not self.reached
+        )
 
     @contextmanager
     def _stream(
@@ -137,13 +147,14 @@ class Api:
     ) -> Iterator[tuple[int, Iterator[bytes]]]:
         def open_() -> httpx.Response:
             resp = self.http.send(self.http.build_request("GET", url, params=params), stream=True)
+            self.reached = True
             if resp.status_code >= 400:
                 resp.read()
                 resp.close()
                 raise error_of(resp)
             return resp
 
-        resp = self.retrying.call(open_, what)
+        resp = self.retrying.call(open_, what, first_contact=not self.reached)
         try:
             version = int(resp.headers.get(VERSION_HEADER, "0"))
             yield version, (line.encode() for line in resp.iter_lines() if line.strip())
@@ -217,6 +228,14 @@ class Api:
     def project(self, project_id: int) -> ProjectInfo:
         """Info of one project."""
         resp = self._call("GET", f"/projects/{project_id}", "get project")
+        return ProjectInfo.model_validate_json(resp.content)
+
+    def project_once(self, project_id: int, timeout: float) -> ProjectInfo:
+        """Info of one project in one attempt of at most ``timeout`` seconds (no retries)."""
+        resp = self.http.get(f"/projects/{project_id}", timeout=timeout)
+        self.reached = True
+        if resp.status_code >= 400:
+            raise error_of(resp)
         return ProjectInfo.model_validate_json(resp.content)
 
     def versions(self, project_id: int) -> VersionList:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import logging
+import signal
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -20,6 +23,7 @@ from robosync.client.cli_teams import add_team_commands
 from robosync.client.merge import POLICIES, MergeNote
 from robosync.client.project import Project, PullResult, PushResult, clone
 from robosync.client.settings import ClientSettings
+from robosync.client.sizes import parse_size
 from robosync.client.transfer import DEFAULT_JOBS
 from robosync.errors import RateLimited, RobosyncError, Unauthorized, Unavailable
 
@@ -202,6 +206,8 @@ def cmd_status(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
 
     def text() -> str:
         lines = [f"project {p.config.project_name}, synced at v{st.base_version}"]
+        if st.remote_error:
+            lines.append(f"server: unknown ({st.remote_error})")
         if st.server_moved:
             lines.append(f"server is at v{st.head_version}: run `robosync pull`")
         for label, paths in (
@@ -317,6 +323,73 @@ def cmd_restore(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     return 0
 
 
+def cmd_agent(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
+    """Run the robot agent in the foreground until SIGTERM (or show its status)."""
+    from robosync.client.agent import Agent, AgentOptions
+
+    if a.folders[:1] == ["status"]:
+        return _agent_status(a.folders[1:] or [a.project_dir], o)
+    options = AgentOptions.from_toml(Path(a.config)) if a.config else AgentOptions()
+    given = {
+        "folders": [Path(a.project_dir) / f for f in a.folders] if a.folders else None,
+        "settle": a.settle,
+        "rescan": a.rescan,
+        "pull": a.pull,
+        "pull_interval": a.pull_interval,
+        "window": a.window,
+        "only_if": a.only_if,
+        "keep_free": a.keep_free,
+        "evict_after_push": a.evict_after_push,
+        "bwlimit": a.bwlimit,
+        "max_backoff": a.max_backoff,
+        "jobs": a.jobs,
+    }
+    options = options.updated({k: v for k, v in given.items() if v is not None}, source="agent")
+    if not options.folders:
+        options.folders = [Path(a.project_dir)]
+    agent = Agent(options, s)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.request_stop())
+    logging.getLogger("robosync.agent").setLevel(logging.DEBUG if a.debug else logging.INFO)
+    agent.run()
+    return 0
+
+
+def _agent_status(folders: list[str], o: Output) -> int:
+    from robosync.client.agentstate import load_state
+    from robosync.client.project import find_root
+
+    found = []
+    for folder in folders:
+        root = find_root(folder)
+        st = load_state(root)
+        found.append((root, st))
+    data = [
+        {"folder": str(root), **(st.to_dict() if st else {"state": "never-run", "running": False})}
+        for root, st in found
+    ]
+
+    def line(root: Path, st: Any) -> str:
+        if st is None:
+            return f"{root}: no agent has run here; start one with `robosync agent {root}`"
+        run = f"agent running (pid {st.pid})" if st.running else "agent not running"
+        parts = [
+            f"{root}: {st.state} since {st.since}, {run}",
+            f"  last sync: {st.last_sync or 'never'}"
+            + (f" (v{st.last_version})" if st.last_version is not None else ""),
+            f"  pending: {st.pending_files} files, {human_bytes(st.pending_bytes)}; "
+            f"rate {human_bytes(st.rate_bytes_per_s)}/s",
+        ]
+        if st.evicted_files:
+            parts.append(f"  evicted: {st.evicted_files} files, {human_bytes(st.evicted_bytes)}")
+        if st.last_error:
+            parts.append(f"  last error: {st.last_error}")
+        return "\n".join(parts)
+
+    o.result(data, lambda: "\n".join(line(r, st) for r, st in found))
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------
 
 
@@ -351,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     def jobs(p: argparse.ArgumentParser) -> None:
         p.add_argument("--jobs", "-j", type=int, default=DEFAULT_JOBS, help="parallel transfers")
 
+    def bwlimit(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--bwlimit",
+            type=_size,
+            metavar="RATE",
+            help="cap blob transfers at RATE bytes/s, up and down together (e.g. 2M, 500K)",
+        )
+
     def policy(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--policy",
@@ -373,14 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, help="version to check out (default head)")
     p.add_argument("--robot", help="this robot's name (default $ROBOSYNC_ROBOT or host name)")
     jobs(p)
+    bwlimit(p)
     add("status", cmd_status, "show local changes and whether the server moved on")
     p = add("push", cmd_push, "upload and commit local changes")
     jobs(p)
     policy(p)
     p.add_argument("--message", "-m", default="", help="version message")
+    bwlimit(p)
     p = add("pull", cmd_pull, "bring the folder to the server's head")
     jobs(p)
     policy(p)
+    bwlimit(p)
     add("log", cmd_log, "show the project's versions")
     p = add("rm", cmd_rm, "delete files from the project (committed by the next push)")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -389,11 +473,77 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("fetch", cmd_fetch, "download evicted files back (all if no PATH)")
     p.add_argument("paths", nargs="*", metavar="PATH")
     jobs(p)
+    bwlimit(p)
     p = add("restore", cmd_restore, "bring back PATH as it was in a version")
     p.add_argument("path")
     p.add_argument("--version", type=int, required=True)
     add_team_commands(add)
+    _add_agent(add("agent", cmd_agent, AGENT_HELP), jobs, bwlimit)
     return parser
+
+
+AGENT_HELP = (
+    "sync project folders by themselves, in the foreground (for systemd): push settled "
+    "captures on file-system events, keep going offline; `robosync agent status` shows "
+    "how each folder is doing"
+)
+
+
+def _add_agent(
+    p: argparse.ArgumentParser,
+    jobs: Callable[[argparse.ArgumentParser], None],
+    bwlimit: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    p.add_argument(
+        "folders",
+        nargs="*",
+        metavar="FOLDER",
+        help="project folders (default: the current one); `status [FOLDER...]` shows the "
+        "agent's state of each folder instead",
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML file: folders = [...] and any option")
+    p.add_argument(
+        "--settle", type=float, metavar="S", help="push a file once unchanged for S s (default 2)"
+    )
+    p.add_argument("--rescan", type=float, metavar="S", help="full rescan every S s (default 300)")
+    p.add_argument(
+        "--pull",
+        action="store_true",
+        default=None,
+        help="also pull other robots' changes every --pull-interval",
+    )
+    p.add_argument("--pull-interval", type=float, metavar="S", help="default 600")
+    p.add_argument(
+        "--window", metavar="HH:MM-HH:MM", help="sync only inside this daily window (local time)"
+    )
+    p.add_argument(
+        "--only-if", metavar="COMMAND", help="sync only while COMMAND exits 0 (a Wi-Fi check)"
+    )
+    p.add_argument(
+        "--keep-free",
+        type=_size,
+        metavar="SIZE",
+        help="evict the oldest committed files while less than SIZE is free (e.g. 2G)",
+    )
+    p.add_argument(
+        "--evict-after-push",
+        action="store_true",
+        default=None,
+        help="evict every file as soon as it is committed",
+    )
+    p.add_argument(
+        "--max-backoff", type=float, metavar="S", help="longest pause between retries (default 300)"
+    )
+    jobs(p)
+    p.set_defaults(jobs=None)
+    bwlimit(p)
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 _HINTS: list[tuple[type[RobosyncError], str]] = [
@@ -440,7 +590,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     out = Output(args.json, sys.stdout, sys.stderr)
     try:
-        return int(args.fn(args, ClientSettings.from_env(), out))
+        settings = ClientSettings.from_env()
+        if getattr(args, "bwlimit", None):
+            settings = dataclasses.replace(settings, bwlimit=args.bwlimit)
+        return int(args.fn(args, settings, out))
     except KeyboardInterrupt:
         sys.stderr.write("robosync: interrupted; run the command again to resume\n")
         return EXIT_INTERRUPTED

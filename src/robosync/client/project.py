@@ -17,6 +17,7 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,6 +29,7 @@ from typing import IO, Any
 import httpx
 
 from robosync.client.api import Api
+from robosync.client.bandwidth import process_limiter
 from robosync.client.index import (
     DIRNAME,
     EVICTED,
@@ -40,9 +42,10 @@ from robosync.client.index import (
     ProjectConfig,
 )
 from robosync.client.leftout import DELETED, LeftOut, LeftOutFiles, Stamp
-from robosync.client.lock import folder_lock
+from robosync.client.lock import ProjectLocked, folder_lock
 from robosync.client.merge import Change, Entry, MergeNote, MergeResult, Policy, merge
 from robosync.client.progress import NoProgress, Progress
+from robosync.client.retry import Retrying
 from robosync.client.scan import TEMP_PREFIX, ScanReport, scan
 from robosync.client.settings import ClientSettings
 from robosync.client.teams import find_project
@@ -75,6 +78,9 @@ REUPLOAD_ROUNDS = 3
 # Rounds of resolving paths the server refused as not checkable out together.
 CLASH_ROUNDS = 2
 META_SUFFIX = ".meta.json"
+# `status` asks the server for its head once, this long at most: it must answer
+# promptly with no server at all.
+REMOTE_STATUS_TIMEOUT = 2.0
 
 
 class NotAProject(RobosyncError):
@@ -146,6 +152,7 @@ class Status:
     invalid: list[tuple[str, str]]
     # Changing, vanished or unreadable right now: a push would leave them out.
     left_out: list[LeftOut] = field(default_factory=list)
+    remote_error: str | None = None  # why head_version is unknown
 
     @property
     def server_moved(self) -> bool:
@@ -182,6 +189,22 @@ def find_root(start: str | os.PathLike[str]) -> Path:
     raise NotAProject(
         f"{here} is not in a robosync project; "
         "run `robosync init NAME` or `robosync clone NAME DIR`"
+    )
+
+
+def connect(
+    settings: ClientSettings,
+    server: str,
+    token: str | None = None,
+    *,
+    retrying: Retrying | None = None,
+) -> Api:
+    """A session with ``server`` under ``settings`` (token, bandwidth cap)."""
+    return Api(
+        server,
+        settings.token_for(server, token),
+        retrying=retrying,
+        limiter=process_limiter(settings.bwlimit),
     )
 
 
@@ -250,13 +273,14 @@ class Project:
         *,
         token: str | None = None,
         settings: ClientSettings | None = None,
+        retrying: Retrying | None = None,
     ) -> Project:
         """Open the project folder containing ``path``."""
         settings = settings or ClientSettings.from_env()
         root = find_root(path)
         config = ProjectConfig.load(root)
         server = settings.server or config.server
-        return cls(root, config, Api(server, settings.token_for(server, token)))
+        return cls(root, config, connect(settings, server, token, retrying=retrying))
 
     @classmethod
     def init(
@@ -275,7 +299,7 @@ class Project:
         if (root / DIRNAME / "config.json").exists():
             raise AlreadyExists(f"{root} is already a robosync project")
         url = settings.server_url(server)
-        api = Api(url, settings.token_for(url, token))
+        api = connect(settings, url, token)
         try:
             info = api.create_project(name)
         except AlreadyExists as e:
@@ -347,11 +371,19 @@ class Project:
             progress.finish()
 
     def status(self, *, remote: bool = True, progress: Progress | None = None) -> Status:
-        """Added/modified/deleted/evicted files and whether the server moved on."""
-        with self._locked():
-            report = self._scan(progress or NoProgress())
+        """Local changes, and the server's head if it answers within ``REMOTE_STATUS_TIMEOUT``.
+
+        Works with no server: the remote side is then unknown (``head_version``
+        ``None``, ``remote_error`` says why). While another command (the agent)
+        holds the folder, the index is read as that command keeps it, unscanned.
+        """
+        try:
+            with self._locked():
+                report = self._scan(progress or NoProgress())
+        except ProjectLocked:
+            report = ScanReport()
         delta = self.index.local_delta()
-        head = self._follow_server().head_version if remote else None
+        head, remote_error = self._head_now() if remote else (None, None)
         return Status(
             base_version=self.index.base_version,
             head_version=head,
@@ -362,7 +394,18 @@ class Project:
             remote_only=[r.path for r in self.index.paths_in_state(REMOTE)],
             invalid=report.invalid,
             left_out=report.left_out,
+            remote_error=remote_error,
         )
+
+    def _head_now(self) -> tuple[int | None, str | None]:
+        """The server's head version, or ``None`` and why it is unknown (one quick attempt)."""
+        try:
+            info = self._follow_server(quick=True)
+        except httpx.HTTPError as e:
+            return None, f"server at {self.api.server} unreachable ({str(e) or type(e).__name__})"
+        except RobosyncError as e:
+            return None, e.message
+        return info.head_version, None
 
     def log(self) -> list[VersionInfo]:
         """The project's history, newest first."""
@@ -372,9 +415,13 @@ class Project:
         """The server's view of the project."""
         return self._follow_server()
 
-    def _follow_server(self) -> ProjectInfo:
-        """The server's view of the project; a rename there is adopted here (the id stays)."""
-        info = self.api.project(self.config.project_id)
+    def _follow_server(self, *, quick: bool = False) -> ProjectInfo:
+        """The server's view of the project; a rename there is adopted here (the id stays).
+
+        ``quick``: one attempt of at most ``REMOTE_STATUS_TIMEOUT`` (for ``status``).
+        """
+        pid = self.config.project_id
+        info = self.api.project_once(pid, REMOTE_STATUS_TIMEOUT) if quick else self.api.project(pid)
         if info.name != self.config.project_name:
             self.config = replace(self.config, project_name=info.name)
             self.config.save(self.root)
@@ -389,17 +436,27 @@ class Project:
         message: str = "",
         *,
         progress: Progress | None = None,
+        settle_seconds: float = 0.0,
+        cancel: threading.Event | None = None,
     ) -> PushResult:
         """Upload what the server lacks and commit the local changes (merging on conflict).
 
         A file that changes, vanishes or cannot be read meanwhile is left out
         (``PushResult.left_out`` says why) and everything else is committed.
+        ``settle_seconds``: files written (or renamed into place) more recently
+        than that are left out too, as maybe still being written. ``cancel``:
+        set it to stop the transfers (:class:`Cancelled` is raised; parts the
+        store accepted are kept, so the next push resumes).
         """
         progress = progress or NoProgress()
         with self._locked():
             report = self._scan(progress)
             left_out = LeftOutFiles(report.left_out)
             delta = self.index.local_delta()
+            for path in _unsettled(self.root, [*delta.added, *delta.modified], settle_seconds):
+                left_out.add(
+                    path, f"written less than {settle_seconds:g} s ago (may be unfinished)"
+                )
             result = PushResult(
                 version=self.index.base_version,
                 committed=False,
@@ -408,7 +465,7 @@ class Project:
             )
             changes = left_out.without(delta.changes())
             self._check_quota(changes)
-            transfer = Transfer(self.api, jobs=jobs, progress=progress)
+            transfer = Transfer(self.api, jobs=jobs, progress=progress, cancel=cancel)
             try:
                 uploaded: set[str] = set()
                 with self._naming_the_store():
@@ -909,6 +966,25 @@ class Project:
         return result
 
 
+def _unsettled(root: Path, paths: Iterable[str], settle_seconds: float) -> set[str]:
+    """Those of ``paths`` whose file changed (data or name) less than ``settle_seconds`` ago."""
+    if settle_seconds <= 0:
+        return set()
+    # ctime too: a copy that restores an old mtime, or a rename into place,
+    # still moves the ctime to now.
+    newest_ok = time.time_ns() - int(settle_seconds * 1e9)
+    out = set()
+    for path in paths:
+        try:
+            st = os.stat(root / path)
+        except FileNotFoundError:
+            out.add(path)  # gone since the scan: the next push sees the deletion
+            continue
+        if max(st.st_mtime_ns, st.st_ctime_ns) > newest_ok:
+            out.add(path)
+    return out
+
+
 def _missing_ok() -> contextlib.suppress:
     return contextlib.suppress(FileNotFoundError)
 
@@ -933,7 +1009,7 @@ def clone(
             f"{root} is not empty; clone into a new folder (or `robosync init` to adopt files)"
         )
     url = settings.server_url(server)
-    api = Api(url, settings.token_for(url, token))
+    api = connect(settings, url, token)
     try:
         found = find_project(api, name)
     except RobosyncError:

@@ -7,6 +7,13 @@ retried after the server's ``Retry-After`` (plus jitter, so robots refused
 together do not all come back in the same instant), bounded by a total
 waiting time instead of a number of attempts. Anything else (a 4xx that says
 what is wrong) is raised at once.
+
+A server that refuses the very first connection of a command (down, or a
+mistyped URL) is given a short budget instead (``unreachable_attempts``, about
+a second apart, ~5 s in all), each retry said on the log at WARNING level
+("server at URL unreachable, retry 2/5"), so a command fails fast and says
+why. Once the server has answered, a refused connection is a server that
+went away mid-transfer and keeps the long budget.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import TypeVar
 
 import httpx
 
-from robosync.errors import RobosyncError
+from robosync.errors import RobosyncError, Unavailable
 
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -54,6 +61,20 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, RobosyncError) and transient_status(err) is not None
 
 
+def is_unreachable(err: BaseException) -> bool:
+    """Whether ``err`` is a connection that could not be opened (refused, no route, timeout)."""
+    return isinstance(err, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def origin_of(err: BaseException) -> str:
+    """``scheme://host:port`` of the request ``err`` failed on, if known."""
+    try:
+        url = err.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return "the server"
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
 def is_rate_limited(err: BaseException) -> bool:
     """Whether ``err`` is a 429: the server asks to come back later."""
     return isinstance(err, RobosyncError) and transient_status(err) == RATE_LIMITED_STATUS
@@ -71,6 +92,8 @@ class Retrying:
     base_delay: float = 0.5
     max_delay: float = 30.0
     rate_limited_wait: float = 600.0
+    unreachable_attempts: int = 5
+    unreachable_delay: float = 1.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -88,9 +111,14 @@ class Retrying:
         step = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return step / 2 + self.rng.uniform(0, step / 2)
 
-    def call(self, fn: Callable[[], T], what: str = "request") -> T:
-        """Run ``fn`` with retries on transient errors."""
-        failures = refusals = 0
+    def call(self, fn: Callable[[], T], what: str = "request", *, first_contact: bool = False) -> T:
+        """Run ``fn`` with retries on transient errors.
+
+        ``first_contact``: the server has not answered this session yet, so a
+        connection it refuses gets the short ``unreachable_attempts`` budget and
+        ends in :class:`Unavailable` naming the URL.
+        """
+        failures = refusals = unreachable = 0
         waited = 0.0
         while True:
             try:
@@ -98,6 +126,24 @@ class Retrying:
             except Exception as e:
                 if not is_transient(e):
                     raise
+                if first_contact and is_unreachable(e):
+                    unreachable += 1
+                    where = origin_of(e)
+                    if unreachable >= self.unreachable_attempts:
+                        raise Unavailable(
+                            f"server at {where} unreachable ({str(e) or type(e).__name__}) "
+                            f"after {unreachable} attempts; check the URL and that the server "
+                            "is running",
+                            {"server": where},
+                        ) from e
+                    log.warning(
+                        "server at %s unreachable, retry %d/%d",
+                        where,
+                        unreachable + 1,
+                        self.unreachable_attempts,
+                    )
+                    self.sleep(self.unreachable_delay * self.rng.uniform(0.8, 1.2))
+                    continue
                 if is_rate_limited(e):
                     refusals += 1
                     pause = self.delay(min(refusals, 8), retry_after_of(e))

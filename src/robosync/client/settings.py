@@ -5,7 +5,8 @@ server URL, with the server of the last login as the default. The config dir
 is ``$ROBOSYNC_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/robosync``, else
 ``~/.config/robosync``. ``ROBOSYNC_SERVER`` and ``ROBOSYNC_TOKEN`` override
 the saved ones (several robots on one machine, CI); ``ROBOSYNC_ROBOT`` names
-the robot (default: the host name).
+the robot (default: the host name); ``ROBOSYNC_BWLIMIT`` caps the bandwidth
+of blob transfers (``2M``: bytes per second, see ``--bwlimit``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robosync.errors import Unauthorized
+from robosync.client.sizes import parse_size
+from robosync.errors import InvalidInput, Unauthorized
 
 
 def normalize_server(url: str) -> str:
@@ -34,6 +36,7 @@ class ClientSettings:
     server: str | None = None
     token: str | None = None
     robot: str | None = None
+    bwlimit: int | None = None  # bytes per second over every blob transfer of the process
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -50,6 +53,7 @@ class ClientSettings:
             server=normalize_server(env["ROBOSYNC_SERVER"]) if env.get("ROBOSYNC_SERVER") else None,
             token=env.get("ROBOSYNC_TOKEN") or None,
             robot=env.get("ROBOSYNC_ROBOT") or None,
+            bwlimit=_bwlimit(env.get("ROBOSYNC_BWLIMIT")),
         )
 
     @property
@@ -105,3 +109,12 @@ class ClientSettings:
     def robot_name(self, explicit: str | None = None) -> str:
         """This robot's name: explicit, else ``ROBOSYNC_ROBOT``, else the host name."""
         return explicit or self.robot or socket.gethostname() or "robot"
+
+
+def _bwlimit(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return parse_size(text) or None
+    except ValueError as e:
+        raise InvalidInput(f"ROBOSYNC_BWLIMIT: {e}") from None

@@ -154,6 +154,10 @@ class Abandoned(Exception):
     """A transfer given up because another one of the same command failed for good."""
 
 
+class Cancelled(Exception):
+    """The caller asked the transfer to stop (the agent on SIGTERM); what finished is kept."""
+
+
 class Transfer:
     """Moves blobs between a folder and the store, ``jobs`` at a time."""
 
@@ -164,8 +168,12 @@ class Transfer:
         jobs: int = DEFAULT_JOBS,
         progress: Progress | None = None,
         retrying: Retrying | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.api = api
+        self.limiter = api.limiter
+        # Set by the caller to stop: bodies stop at their next slice, pauses at once.
+        self._cancel = cancel or threading.Event()
         self.jobs = max(1, jobs)
         self.progress = progress or NoProgress()
         # Set when one transfer failed for good: the others stop at their next
@@ -188,7 +196,19 @@ class Transfer:
         self._lost_races: set[str] | None = set()
 
     def _pause(self, seconds: float) -> None:
-        if self._abandoned.wait(seconds):
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_stop()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._abandoned.wait(min(left, 0.2)):
+                self._check_stop()
+
+    def _check_stop(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("stopped on request")
+        if self._abandoned.is_set():
             raise Abandoned("another transfer of this command failed")
 
     def close(self) -> None:
@@ -266,7 +286,9 @@ class Transfer:
         last_complete = time.monotonic()
         try:
             while pending:
-                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                if self._cancel.is_set():
+                    raise Cancelled("stopped on request")
                 for fut in done:
                     digest, number, size = futures[fut]
                     if digest in troubled:
@@ -340,6 +362,7 @@ class Transfer:
                     f.seek(part.offset)
                     left = part.size
                     while left:
+                        self._check_stop()
                         chunk = f.read(min(_CHUNK, left))
                         if not chunk:
                             raise FileTrouble("changed while it was uploaded (it shrank)")
@@ -349,21 +372,28 @@ class Transfer:
                     still_as_hashed(src.file, src.stamp, "uploaded")
 
         direct = direct_route(part.url)
+        paced = self._paced(body)
 
         def once() -> str:
-            if self._abandoned.is_set():
-                raise Abandoned("another transfer of this command failed")
+            self._check_stop()
             headers = {**part.headers, "Content-Length": str(part.size)}
             if direct:
-                resp = self.getter.put(part.url, headers, body)
+                resp = self.getter.put(part.url, headers, paced)
             else:
-                resp = self.store.put(part.url, content=body(), headers=headers)
+                resp = self.store.put(part.url, content=paced(), headers=headers)
             if resp.status_code >= 400:
                 raise store_error(resp, what)
             return resp.headers.get("ETag", "")
 
         with file_trouble("uploaded"):
             return self.retrying.call(once, what)
+
+    def _paced(self, body: Callable[[], Iterator[bytes]]) -> Callable[[], Iterable[bytes]]:
+        """``body`` at the pace of the bandwidth cap, if there is one."""
+        limiter = self.limiter
+        if limiter is None:
+            return body
+        return lambda: limiter.throttle(body())
 
     # --- downloads --------------------------------------------------------
 
@@ -490,10 +520,13 @@ class Transfer:
     ) -> BlockVerifier:
         verifier = BlockVerifier(t.digest, t.size)
         buf = self._buffer()
+        if self.limiter is not None:
+            readinto = self.limiter.readinto(readinto)
         # One byte more than expected is asked for, so an oversized body is
         # noticed without reading all of it.
         left = t.size + 1
         while left:
+            self._check_stop()
             n = readinto(buf[: min(len(buf), left)])
             if not n:
                 break
