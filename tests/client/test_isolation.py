@@ -14,7 +14,7 @@ def test_client_imports_nothing_of_the_server():
         "        if name == 'robosync.server' or name.startswith('robosync.server.'):\n"
         "            raise ImportError('client imported ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import robosync.client, robosync.client.cli\n"
+        "import robosync.client, robosync.client.cli, robosync.client.agent\n"
         "bad = [m for m in ('fastapi', 'sqlalchemy', 'boto3', 'botocore', 'uvicorn') "
         "if m in sys.modules]\n"
         "assert not bad, bad\n"
