@@ -10,6 +10,8 @@
 3. ``--bwlimit``: a push capped at 2 MiB/s through a counting proxy in front
    of the store; bytes the store received over a 30 s window, as a ratio to
    the cap.
+4. Commands with no server (a port that refuses connections): wall time of
+   ``robosync status`` (answers) and ``robosync push`` (gives up), 5 runs each.
 
 Everything runs against a real ``robosync-server`` (embedded backend) and
 the real ``robosync agent`` command in a subprocess. Run::
@@ -34,10 +36,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.client.proxy import CountingProxy  # noqa: E402
-from tests.fixtures.server import ServerProcess  # noqa: E402
+from tests.fixtures.server import ServerProcess, free_port  # noqa: E402
 
 from robosync.client import ClientSettings, Project  # noqa: E402
-from robosync.client.agentstate import load_state  # noqa: E402
+from robosync.client.agentstate import AgentState, load_state  # noqa: E402
+from robosync.client.index import ProjectConfig  # noqa: E402
 
 MB = 1000 * 1000
 MIB = 1024 * 1024
@@ -185,14 +188,35 @@ def bandwidth(bench: Bench, seconds: float, cap: int) -> float:
     return (b1 - b0) / (t1 - t0) / cap
 
 
+def offline_commands(work: Path, runs: int = 5) -> dict[str, list[float]]:
+    """Wall seconds of `status` and `push` in a project whose server refuses connections."""
+    root = work / "offline" / "project"
+    (root / ".robosync").mkdir(parents=True)
+    ProjectConfig(f"http://127.0.0.1:{free_port()}", 1, "run42", "bench").save(root)
+    for i in range(100):
+        (root / f"{i:03}.png").write_bytes(os.urandom(1000))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOSYNC_")}
+    env.update(ROBOSYNC_TOKEN="rs_x", ROBOSYNC_CONFIG_DIR=str(work / "offline" / "cfg"))
+    out: dict[str, list[float]] = {"status": [], "push": []}
+    for _ in range(runs):
+        for cmd in out:
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "robosync.client.cli", cmd],
+                cwd=root,
+                env=env,
+                capture_output=True,
+            )
+            out[cmd].append(time.perf_counter() - t)
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _none():  # type: ignore[no-untyped-def]
-    from robosync.client.agentstate import AgentState
-
+def _none() -> AgentState:
     return AgentState(folder="", state="")
 
 
@@ -207,7 +231,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="robosync-bench-agent-") as work:
         bench = Bench(Path(work))
         try:
-            print(f"capture-to-commit latency, {args.images} images of 5 MB at 5/s")
+            print("commands with the server refusing connections (wall s, min/median/max)")
+            for cmd, times in offline_commands(Path(work)).items():
+                print(
+                    f"  robosync {cmd}: {min(times):.2f} / {statistics.median(times):.2f} / "
+                    f"{max(times):.2f}",
+                    flush=True,
+                )
+            print(f"\ncapture-to-commit latency, {args.images} images of 5 MB at 5/s")
             print("| settle | p50 | p95 | max |\n|---|---|---|---|")
             for settle in args.settle:
                 lat = sorted(latency(bench, args.images, settle))

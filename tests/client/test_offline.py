@@ -53,19 +53,17 @@ def test_status_lists_local_changes_with_the_server_down(tmp_path: Path):
 
 def test_push_to_a_refused_server_fails_fast_naming_the_url(tmp_path: Path):
     root, url = dead_project(tmp_path)
-    out, took = run(root, "push")
+    out, _ = run(root, "push")
     assert out.returncode == 1
     for n in range(2, 6):
         assert f"server at {url} unreachable, retry {n}/5" in out.stderr, out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f"robosync: error: server at {url} unreachable"), last
-    # a short retry budget (was 7 exponential attempts, 20 s and more)
-    assert took < 15, f"push took {took:.1f}s to give up"
+    assert "retry 6/" not in out.stderr  # a short budget: 5 attempts about 1 s apart
 
 
 def test_mistyped_port_fails_fast_naming_the_url(tmp_path: Path):
     url = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "robosync.client.cli", "projects"],
         env={**os.environ, "ROBOSYNC_SERVER": url, "ROBOSYNC_TOKEN": "rs_x"},
@@ -75,4 +73,4 @@ def test_mistyped_port_fails_fast_naming_the_url(tmp_path: Path):
     )
     assert out.returncode == 1
     assert f"robosync: error: server at {url} unreachable" in out.stderr
-    assert time.monotonic() - started < 15
+    assert out.stderr.count("unreachable, retry") == 4
