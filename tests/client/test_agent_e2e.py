@@ -297,3 +297,28 @@ def test_keep_free_evicts_only_committed_files(tmp_path: Path, site: Site, agent
         for a in agents:
             a.kill()
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_only_if_and_window_hold_syncing_back(
+    site: Site, tmp_path: Path, agents: list[AgentProcess]
+):
+    r = site.robot(tmp_path, "r6")
+    with r.init(project_name()) as p:
+        capture(p, "a.png", 1000)
+    flag = tmp_path / "wifi-up"
+    agents.append(AgentProcess(r, "--settle", "0", "--only-if", f"test -e {flag}"))
+    assert poll(lambda: agent_state(r)["state"] == "waiting", timeout=30), agents[0].text()
+    assert head(r) == 0 and f"the check `test -e {flag}` fails" in agents[0].text()
+    agents[0].terminate()
+    # a window that is never now (one minute wide, twelve hours away)
+    start, end = (time.localtime(time.time() + 12 * 3600 + d) for d in (0, 60))
+    window = f"{start.tm_hour:02}:{start.tm_min:02}-{end.tm_hour:02}:{end.tm_min:02}"
+    flag.touch()
+    agents.append(
+        AgentProcess(r, "--settle", "0", "--only-if", f"test -e {flag}", "--window", window)
+    )
+    assert poll(lambda: agent_state(r)["state"] == "waiting", timeout=30), agents[1].text()
+    assert head(r) == 0 and "outside the sync window" in agents[1].text()
+    agents[1].terminate()
+    agents.append(AgentProcess(r, "--settle", "0", "--only-if", f"test -e {flag}"))
+    assert poll(lambda: head(r) == 1, timeout=30), agents[2].text()
