@@ -278,6 +278,7 @@ def test_admin_lists_and_usage_show_the_fleet(proxied: ProxiedServer, tmp_path: 
         (1, 4000, 1),
         (2, 8000, 1),
     ]
+    assert all(p["last_push_at"] and p["owner"] == alice.name for p in projects)
     usage = json.loads(admin(proxied.server, "usage", "--json"))
     mine = next(u for u in usage["users"] if u["user"] == alice.name)
     assert (mine["logical_bytes"], mine["stored_bytes"], mine["dedup_ratio"]) == (12000, 4000, 3.0)

@@ -11,7 +11,16 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from robosync.server.db.models import BLOB_PRESENT, Blob, File, Member, Project, Token, User
+from robosync.server.db.models import (
+    BLOB_PRESENT,
+    Blob,
+    File,
+    Member,
+    Project,
+    Token,
+    User,
+    Version,
+)
 from robosync.server.services.accounts import find_user
 
 
@@ -92,6 +101,13 @@ def list_projects(session: Session, user: str | None = None) -> list[dict[str, A
     members = dict(
         session.execute(select(Member.project_id, func.count()).group_by(Member.project_id)).all()
     )
+    pushed = dict(
+        session.execute(
+            select(Version.project_id, func.max(Version.created_at))
+            .where(Version.number > 0)
+            .group_by(Version.project_id)
+        ).all()
+    )
     return [
         {
             "id": p.id,
@@ -100,7 +116,7 @@ def list_projects(session: Session, user: str | None = None) -> list[dict[str, A
             "images": p.file_count,
             "logical_bytes": p.total_bytes,
             "head_version": p.head_version,
-            "last_push_at": p.updated_at if p.head_version else None,
+            "last_push_at": pushed.get(p.id),
             "members": int(members.get(p.id, 0)),
             "deleted_at": p.deleted_at,
         }
