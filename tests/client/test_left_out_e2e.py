@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from robosync.client import LeftOut
 from robosync.digest import BLOCK_SIZE
 from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name
 from tests.client.proxy import wait_for
@@ -235,4 +236,37 @@ def test_pull_keeps_the_bytes_of_a_file_that_changed_while_it_was_hashed(
     assert files[copy] == b"mine, half written, and the rest", note
     with r1.open() as p:
         assert p.push().committed
+    assert_clone_matches(proxied, tmp_path, r1, name)
+
+
+def test_python_push_lists_what_it_left_out_and_commits_the_rest(
+    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import robosync.client.scan as scan_module
+
+    r1 = robot_on(proxied, tmp_path, "r1")
+    name = project_name()
+    with r1.init(name) as p:
+        p.save_image("steady.png", b"steady")
+        p.save_image("growing.png", b"first half")
+    real = scan_module.digest_stream
+
+    def digest_then_append(stream):  # type: ignore[no-untyped-def]
+        d = real(stream)
+        if d.size == len(b"first half"):
+            with open(r1.root / "growing.png", "ab") as f:
+                f.write(b" and the rest")
+        return d
+
+    monkeypatch.setattr(scan_module, "digest_stream", digest_then_append)
+    with r1.open() as p:
+        result = p.push()
+    monkeypatch.setattr(scan_module, "digest_stream", real)
+    assert result.committed and (result.added, result.version) == (1, 1)
+    assert result.left_out == [
+        LeftOut("growing.png", "changed while it was hashed (size or mtime moved)")
+    ]
+    with r1.open() as p:
+        again = p.push()
+    assert again.committed and again.left_out == [] and again.added == 1
     assert_clone_matches(proxied, tmp_path, r1, name)
