@@ -20,7 +20,7 @@ from robosync.server.db.engine import Database
 from robosync.server.db.models import BLOB_PRESENT, Blob, File, Project, Upload, utcnow
 from robosync.server.services import commits, gc
 from robosync.server.services.accounts import Principal
-from robosync.server.services.blobs import blob_key
+from robosync.server.services.blobs import blob_key, thumb_key
 from robosync.server.services.commit_body import CommitDelta
 from robosync.server.services.gc import GcPolicy, collect_garbage
 from tests.ops.conftest import OpsServer
@@ -55,6 +55,10 @@ def test_gc_deletes_unreferenced_blobs_past_grace_and_keeps_referenced(
     orphan = robot.upload(_unique("orphan"))
     assert robot.commit(project, 0, [put("a.jpg", kept)]).status_code == 201
 
+    # A thumbnail the console made of the orphan goes with it; the kept one's stays.
+    for blob in (kept, orphan):
+        ops_server.store.put_bytes(thumb_key(blob.digest), b"RIFF-thumbnail")
+
     _gc(ops_server, "--grace", "1h")
     assert _stored(ops_server, orphan.digest), "a blob inside the grace period was deleted"
 
@@ -66,6 +70,8 @@ def test_gc_deletes_unreferenced_blobs_past_grace_and_keeps_referenced(
     assert re.search(r"blobs: deleted [1-9]\d* \(\d+ bytes\)", out), out
     assert _blob_row(ops_server, orphan.digest) is None
     assert not _stored(ops_server, orphan.digest)
+    assert ops_server.store.get_bytes(thumb_key(orphan.digest)) is None
+    assert ops_server.store.get_bytes(thumb_key(kept.digest)) == b"RIFF-thumbnail"
     row = _blob_row(ops_server, kept.digest)
     assert row is not None and row.state == BLOB_PRESENT
     assert _stored(ops_server, kept.digest)

@@ -23,6 +23,7 @@ from robosync.server.settings import Settings
 from tests.fixtures.server import ServerProcess
 from tests.security.conftest import robot_of
 from tests.server.robot import Robot, put
+from tests.web.people import ConsoleSession, new_person
 
 NO_SUCH_PROJECT = 2**63 - 1000  # a valid id no project has
 
@@ -95,8 +96,37 @@ USER_ROUTES = {
     ("POST", "/v1/uploads/complete"): "test_another_users_upload_cannot_be_completed",
 }
 
+# The web console's project pages, probed with a signed-in session of the intruder.
+ConsoleProbe = Callable[[ConsoleSession, int, dict[str, Any]], httpx.Response]
+
+CONSOLE_PROBES: dict[tuple[str, str], ConsoleProbe] = {
+    ("GET", "/p/{project_id}"): lambda s, p, _: s.http.get(f"/p/{p}"),
+    ("GET", "/p/{project_id}/file"): lambda s, p, _: s.http.get(
+        f"/p/{p}/file", params={"path": "a.jpg"}
+    ),
+    ("GET", "/p/{project_id}/raw"): lambda s, p, _: s.http.get(
+        f"/p/{p}/raw", params={"path": "a.jpg"}
+    ),
+    ("GET", "/p/{project_id}/thumb/{digest}"): lambda s, p, c: s.http.get(
+        f"/p/{p}/thumb/{c['digest']}", params={"name": "a.jpg"}
+    ),
+    ("GET", "/p/{project_id}/history"): lambda s, p, _: s.http.get(f"/p/{p}/history"),
+    ("GET", "/p/{project_id}/v/{number}"): lambda s, p, _: s.http.get(f"/p/{p}/v/1"),
+}
+
+CONSOLE_USER_ROUTES = {
+    ("GET", "/projects"): "test_console_lists_only_the_persons_projects",
+    ("GET", "/robots"): "test_console_robots_are_per_user",
+    ("POST", "/robots"): "test_console_robots_are_per_user",
+    ("POST", "/robots/revoke"): "test_console_robots_are_per_user",
+}
+
 # Routes that hold no tenant data or are authorised otherwise.
 EXEMPT = {
+    ("GET", "/"): "redirects to /projects",
+    ("GET", "/signin"): "the sign-in form",
+    ("POST", "/signin"): "checks a password (tests/web/test_console.py)",
+    ("POST", "/signout"): "ends the caller's own session",
     ("GET", "/healthz"): "liveness, no data",
     ("GET", "/readyz"): "readiness, no data",
     ("GET", "/metrics"): "operator scrape endpoint: aggregate counters, no per-project data",
@@ -135,7 +165,13 @@ def app_routes(tmp_path: Path) -> set[tuple[str, str]]:
 def test_every_route_is_covered_by_the_isolation_table(tmp_path: Path) -> None:
     routes = app_routes(tmp_path)
     assert ("POST", "/v1/projects/{project_id}/commits") in routes  # the walk works
-    covered = set(PROJECT_PROBES) | set(USER_ROUTES) | set(EXEMPT)
+    covered = (
+        set(PROJECT_PROBES)
+        | set(USER_ROUTES)
+        | set(CONSOLE_PROBES)
+        | set(CONSOLE_USER_ROUTES)
+        | set(EXEMPT)
+    )
     missing = routes - covered
     assert not missing, f"routes without a tenant-isolation probe: {sorted(missing)}"
     assert set(NEEDED_ROLE) == set(PROJECT_PROBES), "every project route names the role it needs"
@@ -300,3 +336,51 @@ def test_knowing_a_digest_is_not_enough_to_read_the_blob(owner: Robot, intruder:
     assert claimed.text.replace(blob.digest, "<d>") == never.text.replace(unknown.digest, "<d>")
     r = intruder.http.post(f"/v1/projects/{own}/downloads", json={"digests": [blob.digest]})
     assert r.status_code == 404
+
+
+@pytest.fixture(scope="module")
+def console_intruder(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConsoleSession]:
+    """A signed-in console session of another user."""
+    person = new_person(server, tmp_path_factory.mktemp("console-intruder"))
+    session = ConsoleSession(server.url, person.name)
+    yield session
+    session.close()
+
+
+def _page_shape(r: httpx.Response, project_id: int) -> str:
+    return r.text.replace(f"no project {project_id}<", "no project <id><")
+
+
+@pytest.mark.parametrize("route", sorted(CONSOLE_PROBES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_console_shows_another_users_project_exactly_like_a_missing_one(
+    console_intruder: ConsoleSession, victim_project: dict[str, Any], route: tuple[str, str]
+) -> None:
+    probe = CONSOLE_PROBES[route]
+    theirs = probe(console_intruder, victim_project["id"], victim_project)
+    missing = probe(console_intruder, NO_SUCH_PROJECT, victim_project)
+    assert theirs.status_code == missing.status_code == 404, theirs.text
+    assert _page_shape(theirs, victim_project["id"]) == _page_shape(missing, NO_SUCH_PROJECT)
+    assert "location" not in theirs.headers  # no presigned URL, no redirect
+
+
+def test_console_lists_only_the_persons_projects(
+    console_intruder: ConsoleSession, victim_project: dict[str, Any]
+) -> None:
+    page = console_intruder.http.get("/projects")
+    assert page.status_code == 200
+    assert f'href="/p/{victim_project["id"]}"' not in page.text
+
+
+def test_console_robots_are_per_user(
+    owner: Robot, console_intruder: ConsoleSession, victim_project: dict[str, Any]
+) -> None:
+    versions = owner.http.get(f"/v1/projects/{victim_project['id']}/versions").json()
+    robot = versions["versions"][0]["robot"]
+    assert robot not in console_intruder.http.get("/robots").text
+    r = console_intruder.http.post(
+        "/robots/revoke", data={"robot": robot, "csrf": console_intruder.csrf}
+    )
+    assert r.status_code == 404
+    assert owner.http.get("/v1/projects").status_code == 200  # the owner's token still works

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 import robosync
 from robosync.server import fleet_metrics, metrics
@@ -20,6 +21,8 @@ from robosync.server.settings import Settings
 from robosync.server.store.base import BlobStore
 from robosync.server.store.local import LocalStore
 from robosync.server.store.s3 import S3Store
+from robosync.server.thumbs import ThumbnailMaker
+from robosync.server.web import docs, pages
 
 SECRET_FILE = "local-store.key"
 BLOBS_DIR = "blobs"
@@ -67,6 +70,9 @@ def build_store(settings: Settings) -> BlobStore:
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     """A ready application for ``settings`` (the schema must already be migrated)."""
     app = FastAPI(
+        # /docs is served by web/docs.py from assets inside the package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         title="robosync",
         version=robosync.__version__,
         description="Versioned, deduplicated, verified transfer of robot images. "
@@ -92,4 +98,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(uploads.router)
     if isinstance(store, LocalStore):
         app.include_router(local_store_router(store))
+    app.state.thumbnails = ThumbnailMaker(
+        store, settings.thumbnail_workers, settings.thumbnail_library
+    )
+    app.include_router(docs.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(packages=[("robosync.server.web", "static")]), name="static")
     return app

@@ -103,6 +103,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
             f"  robosync login --server {settings.effective_public_url} --token {token}",
             flush=True,
         )
+        print(
+            f"{PROG}: to sign in to the web console at {settings.effective_public_url}/, "
+            f"first run `{PROG} set-password {FIRST_USER}`",
+            flush=True,
+        )
     app = create_app(settings, db)
     if isinstance(app.state.store, S3Store):
         try:
@@ -206,6 +211,31 @@ def cmd_revoke_token(args: argparse.Namespace) -> None:
     print(f"{PROG}: revoked the token of robot {args.robot!r} of user {args.user!r}")
 
 
+def _read_password(prompt: bool) -> str:
+    if not prompt:
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError("no password on standard input")
+        return line.rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("new console password: ")
+    if getpass.getpass("again: ") != first:
+        raise CommandError("the two passwords differ; nothing changed")
+    return first
+
+
+def cmd_set_password(args: argparse.Namespace) -> None:
+    """Set a user's web console password (prompted, or one line of stdin)."""
+    from robosync.server.services import web_sessions
+
+    db = _open_database(_settings(args))
+    password = _read_password(sys.stdin.isatty())
+    with db.writing() as session:
+        web_sessions.set_password(session, args.user, password)
+    print(f"{PROG}: console password of {args.user!r} set; their browser sessions were ended")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     from robosync.server.settings import DATA_DIR_DEFAULT, env_help
@@ -283,6 +313,11 @@ def _parser() -> argparse.ArgumentParser:
         "bring the database schema to the newest version (creates the database if needed)",
     )
     add("create-user", cmd_create_user, "create a user").add_argument("name")
+    add(
+        "set-password",
+        cmd_set_password,
+        "set a user's web console password (prompts twice, or reads one line from stdin)",
+    ).add_argument("user")
     token = add("create-token", cmd_create_token, "create a token for one robot of a user")
     token.add_argument("user")
     token.add_argument("--robot", required=True, help="name of the robot the token is for")

@@ -18,6 +18,7 @@ refused request changes nothing and loses nothing already accepted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -38,6 +39,7 @@ from robosync.server.db.models import BLOB_PRESENT, Blob, Upload, utcnow
 log = logging.getLogger(__name__)
 
 REQUESTS = "requests"
+SIGNIN = "signin"
 INFLIGHT_UPLOADS = "inflight_uploads"
 
 # A Redis that hangs must not hang every API request with it.
@@ -130,6 +132,41 @@ class RateLimiter:
             f"too many requests: the limit is {self.rate} per user; retry in {retry_after} s",
             {"limit": REQUESTS, "rate": self.rate, "retry_after": retry_after},
         )
+
+    def check_signin(self, rate: str, kind: str, key: str, *, count: bool = True) -> None:
+        """Raise :class:`RateLimited` if ``kind``/``key`` (a user, an address) is over ``rate``.
+
+        With ``count`` this attempt is counted first; without, only looked at
+        (failed attempts are then counted with :meth:`count_signin`). Like
+        :meth:`check_request`, shared through Redis when one is configured.
+        """
+        item = parse_rate(rate)
+        try:
+            allowed = (
+                self._limiter.hit(item, SIGNIN, kind, key)
+                if count
+                else self._limiter.test(item, SIGNIN, kind, key)
+            )
+            if allowed:
+                return
+            stats = self._limiter.get_window_stats(item, SIGNIN, kind, key)
+        except StorageError as e:
+            if self._log.allow("storage"):
+                log.error("rate-limit storage failed, letting sign-ins through: %s", e)
+            return
+        retry_after = retry_after_seconds(stats.reset_time, time.time())
+        if self._log.allow((SIGNIN, kind, key)):
+            log.warning("too many sign-in attempts for %s %s", kind, key)
+        raise RateLimited(
+            f"too many sign-in attempts; wait {retry_after} s and try again",
+            {"limit": SIGNIN, "rate": rate, "retry_after": retry_after},
+        )
+
+    def count_signin(self, rate: str, kind: str, key: str) -> None:
+        """Count a failed sign-in of ``kind``/``key`` against ``rate``."""
+        # A storage failure is logged by check_signin; a lost count only loosens the limit.
+        with contextlib.suppress(StorageError):
+            self._limiter.hit(parse_rate(rate), SIGNIN, kind, key)
 
     def healthy(self) -> bool:
         """Whether the rate-limit storage answers (always true in memory)."""

@@ -93,6 +93,21 @@ class Settings(BaseSettings):
         description="bearer token Prometheus must send to read /metrics "
         "(unset: /metrics is open to anyone who reaches the API)",
     )
+    session_hours: float = Field(
+        default=12, gt=0, description="how long a console sign-in lasts, in hours"
+    )
+    signin_rate_per_user: str = Field(
+        default="10/minute", description="console sign-in attempts allowed per user name"
+    )
+    signin_rate_per_address: str = Field(
+        default="30/minute", description="console sign-in attempts allowed per client address"
+    )
+    thumbnail_workers: int = Field(
+        default=2, ge=1, description="threads that make thumbnails (each decodes one image)"
+    )
+    thumbnail_library: Literal["pyvips", "pillow"] = Field(
+        default="pyvips", description="library that decodes images for thumbnails"
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines as JSON objects (json) or readable text (text)"
     )

@@ -107,6 +107,19 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Logical bytes the user's projects may hold (sum of their heads); None: no quota.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Argon2 hash of the console password; None: the user cannot sign in to the console.
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class WebSession(Base):
+    """A signed-in browser: only the SHA-256 of its cookie is kept, with a CSRF token."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class Token(Base):

@@ -18,12 +18,15 @@ from starlette.requests import ClientDisconnect
 from robosync.errors import InvalidInput, NotFound, RobosyncError
 from robosync.server.store.local import (
     CHECKSUM_HEADER,
+    CONTENT_TYPE_PARAM,
+    DISPOSITION_PARAM,
     EXPIRES_PARAM,
     OBJECT_ROUTE,
     PART_ROUTE,
     SIGNATURE_PARAM,
     BodyWriter,
     LocalStore,
+    get_resource,
     part_resource,
 )
 
@@ -132,11 +135,19 @@ def local_store_router(store: LocalStore) -> APIRouter:
         try:
             _refuse_encoded_path(request)
             path = store.object_path(key)
-            store.verify("GET", key, "", "", *_signature_params(request))
+            content_type = request.query_params.get(CONTENT_TYPE_PARAM, "")
+            disposition = request.query_params.get(DISPOSITION_PARAM, "")
+            resource = get_resource(key, content_type, disposition)
+            store.verify("GET", resource, "", "", *_signature_params(request))
             if not path.is_file():
                 raise NotFound("no such object (NoSuchKey)")
         except RobosyncError as e:
             return _error(e)
-        return FileResponse(path, media_type="application/octet-stream")
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if disposition:
+            headers["Content-Disposition"] = disposition
+        return FileResponse(
+            path, media_type=content_type or "application/octet-stream", headers=headers
+        )
 
     return router

@@ -148,3 +148,35 @@ def note_token_used(session: Session, token_id: int, now: datetime) -> None:
 def has_users(session: Session) -> bool:
     """Whether any user exists (a fresh deployment has none)."""
     return session.scalar(select(User.id).limit(1)) is not None
+
+
+@dataclass(frozen=True)
+class RobotToken:
+    """What the console shows of one token."""
+
+    robot: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    last_push_at: datetime | None
+    revoked_at: datetime | None
+
+
+def list_tokens(session: Session, user_id: int) -> list[RobotToken]:
+    """Every token of the user: live ones first, then by robot and newest."""
+    rows = session.scalars(
+        select(Token)
+        .where(Token.user_id == user_id)
+        .order_by(Token.revoked_at.is_not(None), Token.robot, Token.created_at.desc())
+    )
+    return [
+        RobotToken(
+            robot=t.robot,
+            prefix=t.prefix,
+            created_at=t.created_at,
+            last_used_at=t.last_used_at,
+            last_push_at=t.last_push_at,
+            revoked_at=t.revoked_at,
+        )
+        for t in rows
+    ]

@@ -25,6 +25,19 @@ def blob_key(digest: str) -> str:
     return f"blobs/{digest}"
 
 
+THUMB_PX = 256
+
+
+def thumb_key(digest: str, px: int = THUMB_PX) -> str:
+    """The store key of a blob's thumbnail of ``px`` pixels (outside ``blobs/``)."""
+    return f"thumbs/{digest}/{px}"
+
+
+def derived_keys(digest: str) -> list[str]:
+    """Every derived object of a blob, deleted with it by garbage collection."""
+    return [thumb_key(digest, THUMB_PX)]
+
+
 def present_digests(session: Session, digests: Iterable[str], *, lock: bool = False) -> set[str]:
     """The subset of ``digests`` whose blob is present (globally: see ``possession.py``).
 

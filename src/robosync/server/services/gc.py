@@ -56,7 +56,7 @@ from robosync.server.db.models import (
 )
 from robosync.server.db.queries import key_in, one_of
 from robosync.server.services import audit
-from robosync.server.services.blobs import blob_key
+from robosync.server.services.blobs import blob_key, derived_keys
 from robosync.server.services.commits import chunked
 from robosync.server.services.possession import forget_possessions
 from robosync.server.store.base import BlobStore
@@ -438,6 +438,8 @@ def _delete_blobs(
     for digest, size in chosen:
         try:
             store.delete(blob_key(digest))
+            for key in derived_keys(digest):
+                store.delete(key)
         except Exception as e:
             log.warning("could not delete blob %s from the store: %s", digest, e)
             report.blobs_failed += 1

@@ -160,11 +160,16 @@ def restore_project(session: Session, who: Principal, project_id: int) -> Access
     return access
 
 
-def list_versions(session: Session, project: Project) -> list[VersionInfo]:
-    """The project's history, newest first."""
-    rows = session.scalars(
-        select(Version).where(Version.project_id == project.id).order_by(Version.number.desc())
-    )
+def list_versions(
+    session: Session, project: Project, before: int | None = None, limit: int | None = None
+) -> list[VersionInfo]:
+    """The project's history, newest first; optionally only versions below ``before``."""
+    query = select(Version).where(Version.project_id == project.id).order_by(Version.number.desc())
+    if before is not None:
+        query = query.where(Version.number < before)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = session.scalars(query)
     return [
         VersionInfo(
             number=v.number,
@@ -197,3 +202,13 @@ def check_version_kept(session: Session, project_id: int, version: int, head: in
             "clone the project again into a new folder",
             {"head_version": head, "version": version},
         )
+
+
+def project_at(
+    session: Session, who: Principal, project_id: int, version: int | None
+) -> tuple[Project, int]:
+    """The caller's project and the version asked for (default head), if it is kept."""
+    project = get_project(session, who, project_id)
+    served = project.head_version if version is None else version
+    check_version_kept(session, project_id, served, project.head_version)
+    return project, served

@@ -1,13 +1,16 @@
 """The blob store interface: S3 (``s3.py``) and the embedded local store (``local.py``).
 
-Keys are ``blobs/<digest>``. Every URL handed to a robot is presigned and
+Keys are ``blobs/<digest>``; derived objects (thumbnails) live outside
+``blobs/``, under ``thumbs/<digest>/<px>``. Every URL handed to a robot is presigned and
 expires; each PUT URL is bound to the SHA-256 of the block it must carry
 (``x-amz-checksum-sha256``), so the store refuses any other body.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -80,8 +83,26 @@ class BlobStore(Protocol):
         """Delete an object (no error if it is absent)."""
         ...
 
-    def presign_get(self, key: str) -> str:
-        """A GET URL for an object, valid for the configured expiry."""
+    def presign_get(
+        self, key: str, *, content_type: str | None = None, disposition: str | None = None
+    ) -> str:
+        """A GET URL for an object, valid for the configured expiry.
+
+        ``content_type`` and ``disposition`` set the answer's ``Content-Type``
+        and ``Content-Disposition`` (S3's ``response-content-*`` overrides).
+        """
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small derived object (a thumbnail) whole."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """A small derived object's bytes, or ``None`` if absent."""
+        ...
+
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A file holding the object's bytes while the context lasts (for decoders)."""
         ...
 
     def check(self) -> None:

@@ -15,6 +15,7 @@ Layout under ``root``::
     meta/proof-<token>.json   the same of each staging object
     uploads/<id>/upload.json  {"key", "created"} of an unfinished multipart upload
     uploads/<id>/<n>          part n, and <n>.json its {"etag", "size", "checksum_sha256"}
+    thumbs/<digest>/<px>      derived objects (thumbnails), key thumbs/<digest>/<px>
 
 Every file appears by rename from a temporary file in the same folder, after
 fsync, so a crash never leaves a torn object, part or sidecar.
@@ -32,6 +33,8 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,9 @@ PART_ROUTE = "/v1/store-uploads"
 KEY_RE = re.compile(r"^blobs/([0-9a-f]{64})$")
 PROOF_KEY_RE = re.compile(r"^proofs/([0-9a-f]{32})$")
 UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+DERIVED_KEY_RE = re.compile(r"^thumbs/[0-9a-f]{64}/[0-9]{1,5}$")
+CONTENT_TYPE_PARAM = "response-content-type"
+DISPOSITION_PARAM = "response-content-disposition"
 MAX_PART_NUMBER = 10000
 _COPY_CHUNK = 1024 * 1024
 
@@ -65,6 +71,18 @@ def _digest_of_key(key: str) -> str:
         "object key must be blobs/<64 lowercase hex> or proofs/<32 lowercase hex>",
         {"key": key[:200]},
     )
+
+
+def _check_derived_key(key: str) -> None:
+    if not DERIVED_KEY_RE.match(key):
+        raise InvalidInput("derived object key must be thumbs/<digest>/<px>", {"key": key[:200]})
+
+
+def get_resource(key: str, content_type: str, disposition: str) -> str:
+    """The name a GET signature is bound to: the key and the answer headers it sets."""
+    if not content_type and not disposition:
+        return key
+    return f"{key}\n{content_type}\n{disposition}"
 
 
 def _check_upload_id(upload_id: str) -> None:
@@ -221,10 +239,19 @@ class LocalStore:
         if time.time() > when:
             raise Forbidden("the presigned URL has expired")
 
-    def _signed_url(self, path: str, method: str, resource: str, checksum: str, size: str) -> str:
+    def _signed_url(
+        self,
+        path: str,
+        method: str,
+        resource: str,
+        checksum: str,
+        size: str,
+        extra: dict[str, str] | None = None,
+    ) -> str:
         expires = int(time.time()) + self.expiry_seconds
         query = urlencode(
             {
+                **(extra or {}),
                 EXPIRES_PARAM: expires,
                 SIGNATURE_PARAM: self.sign(method, resource, checksum, size, expires),
             }
@@ -380,14 +407,55 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         """Delete an object (no error if it is absent)."""
+        if DERIVED_KEY_RE.match(key):
+            (self.root / key).unlink(missing_ok=True)
+            return
         digest = _digest_of_key(key)
         (self.blobs_dir / digest).unlink(missing_ok=True)
         (self.meta_dir / f"{digest}.json").unlink(missing_ok=True)
 
-    def presign_get(self, key: str) -> str:
+    def presign_get(
+        self, key: str, *, content_type: str | None = None, disposition: str | None = None
+    ) -> str:
         """A GET URL for an object, valid for the configured expiry."""
         _digest_of_key(key)
-        return self._signed_url(f"{OBJECT_ROUTE}/{key}", "GET", key, "", "")
+        extra = {}
+        if content_type:
+            extra[CONTENT_TYPE_PARAM] = content_type
+        if disposition:
+            extra[DISPOSITION_PARAM] = disposition
+        resource = get_resource(key, content_type or "", disposition or "")
+        return self._signed_url(f"{OBJECT_ROUTE}/{key}", "GET", resource, "", "", extra)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small derived object whole (atomically, by rename)."""
+        _check_derived_key(key)
+        final = self.root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """A small derived object's bytes, or ``None`` if absent."""
+        _check_derived_key(key)
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """The object's own file: nothing is copied on a local store."""
+        path = self.object_path(key)
+        if not path.is_file():
+            raise NotFound("no such object (NoSuchKey)", {"key": key})
+        yield path
 
     def check(self) -> None:
         """Raise :class:`Unavailable` if the store folder is not writable."""

@@ -9,6 +9,11 @@ completion is ``base64(digest)-N`` (see ``robosync.digest``).
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
@@ -294,9 +299,49 @@ class S3Store:
         except (ClientError, BotoCoreError) as e:
             raise store_error(e, f"delete {key}") from e
 
-    def presign_get(self, key: str) -> str:
+    def presign_get(
+        self, key: str, *, content_type: str | None = None, disposition: str | None = None
+    ) -> str:
         """A GET URL for an object, valid for the configured expiry."""
-        return self._presign("GET", key)
+        params = []
+        if content_type:
+            params.append(("response-content-type", content_type))
+        if disposition:
+            params.append(("response-content-disposition", disposition))
+        return self._presign("GET", key, params=params)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small derived object whole."""
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except (ClientError, BotoCoreError) as e:
+            raise store_error(e, f"put {key}") from e
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """A small derived object's bytes, or ``None`` if absent."""
+        try:
+            r = self._s3.get_object(Bucket=self.bucket, Key=key)
+            return r["Body"].read()
+        except ClientError as e:
+            if _error_code(e) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise store_error(e, f"get {key}") from e
+        except BotoCoreError as e:
+            raise store_error(e, f"get {key}") from e
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """Download the object to a temporary file, removed when the context ends."""
+        fd, name = tempfile.mkstemp(prefix="robosync-get-")
+        os.close(fd)
+        try:
+            try:
+                self._s3.download_file(self.bucket, key, name)
+            except (ClientError, BotoCoreError) as e:
+                raise store_error(e, f"get {key}") from e
+            yield Path(name)
+        finally:
+            os.unlink(name)
 
     def check(self) -> None:
         """Raise :class:`Unavailable` if the bucket cannot be reached."""
