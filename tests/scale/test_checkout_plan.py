@@ -1,0 +1,82 @@
+"""The file/folder clash check stays an index probe while a commit's own rows have no statistics.
+
+A commit of thousands of new paths into a new project inserts its rows and
+then checks them in the same transaction, before any ANALYZE has seen them:
+PostgreSQL then believes the project holds one row. The check must still
+probe the live case-key index for each key, not walk the project's rows once
+per key (which took 34 s for a 10,000-file commit).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event, text
+
+from robosync.server.db import migrate
+from robosync.server.db.engine import Database
+from robosync.server.services.checkout import check_no_file_folder_clash
+from tests.fixtures.postgres import fresh_database, postgres_reachable
+
+ROWS = 5_000
+
+
+@pytest.fixture(scope="module")
+def pg_db() -> Iterator[Database]:
+    """A migrated, empty PostgreSQL database (statistics never gathered)."""
+    problem = postgres_reachable()
+    if problem is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with fresh_database("robosync_checkout") as url:
+        db = Database(url)
+        migrate.upgrade(db.engine)
+        try:
+            yield db
+        finally:
+            db.dispose()
+
+
+def test_descendant_probe_uses_the_case_key_index_on_fresh_rows(pg_db: Database) -> None:
+    paths = [f"cam{i % 20}/img{i:05}.jpg" for i in range(ROWS)]
+    statements: list[tuple[str, object]] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        if "path_key >=" in statement:
+            statements.append((statement, params))
+
+    with pg_db.writing() as session:
+        session.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'u', now())"))
+        session.execute(
+            text(
+                "INSERT INTO projects (id, owner_id, name, head_version, file_count, "
+                "total_bytes, created_at, updated_at) VALUES (1, 1, 'p', 1, 0, 0, now(), now())"
+            )
+        )
+        session.execute(
+            text(
+                "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
+                "SELECT 1, p, p, repeat('a', 64), 1, 1 FROM unnest(CAST(:paths AS text[])) p"
+            ),
+            {"paths": paths},
+        )
+        event.listen(pg_db.engine, "before_cursor_execute", record)
+        try:
+            check_no_file_folder_clash(session, 1, paths[:1000])
+        finally:
+            event.remove(pg_db.engine, "before_cursor_execute", record)
+        assert statements, "the descendant probe was not sent"
+        statement, params = statements[0]
+        conn = session.connection().connection.driver_connection
+        assert conn is not None
+        with conn.cursor() as cur:
+            cur.execute("EXPLAIN (FORMAT TEXT) " + statement, params)
+            plan = "\n".join(row[0] for row in cur.fetchall())
+        session.rollback()
+    probe = [line for line in plan.splitlines() if "Index Cond" in line and "path_key >=" in line]
+    assert probe, f"the range is not an index condition:\n{plan}"
+    assert "Rows Removed by Filter" not in plan
+    assert "Filter: ((path_key >=" not in plan, plan
