@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,28 @@ def assert_clone_matches(proxied: ProxiedServer, tmp_path: Path, robot: Robot, n
     other = robot_on(proxied, tmp_path, f"verifier-{uuid.uuid4().hex[:6]}", token=robot.token)
     other.clone(name).close()
     assert folder_digests(other.root) == folder_digests(robot.root)
+
+
+@contextmanager
+def appended_to_while_hashed(monkeypatch: pytest.MonkeyPatch, file: Path, rest: bytes):
+    """While the block runs, ``file`` grows by ``rest`` right after a scan hashed it."""
+    import robosync.client.scan as scan_module
+
+    real = scan_module.digest_stream
+    before = file.stat().st_size
+
+    def digest_then_append(stream):  # type: ignore[no-untyped-def]
+        d = real(stream)
+        if d.size == before and os.fstat(stream.fileno()).st_ino == file.stat().st_ino:
+            with open(file, "ab") as f:
+                f.write(rest)
+        return d
+
+    monkeypatch.setattr(scan_module, "digest_stream", digest_then_append)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(scan_module, "digest_stream", real)
 
 
 def test_file_rewritten_during_its_multipart_upload_is_left_out_and_pushed_next_time(
@@ -203,8 +226,6 @@ def test_only_files_left_out_commits_nothing_and_says_so(proxied: ProxiedServer,
 def test_pull_keeps_the_bytes_of_a_file_that_changed_while_it_was_hashed(
     proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import robosync.client.scan as scan_module
-
     r1 = robot_on(proxied, tmp_path, "r1")
     r2 = robot_on(proxied, tmp_path, "r2", token=r1.token)
     name = project_name()
@@ -215,18 +236,9 @@ def test_pull_keeps_the_bytes_of_a_file_that_changed_while_it_was_hashed(
         p.save_image("x.png", b"their version")
         p.push()
     (r1.root / "x.png").write_bytes(b"mine, half written")
-    real = scan_module.digest_stream
-
-    def digest_then_write_the_rest(stream):  # type: ignore[no-untyped-def]
-        d = real(stream)
-        with open(r1.root / "x.png", "ab") as f:
-            f.write(b", and the rest")
-        return d
-
-    monkeypatch.setattr(scan_module, "digest_stream", digest_then_write_the_rest)
-    with r1.open() as p:
+    x = r1.root / "x.png"
+    with appended_to_while_hashed(monkeypatch, x, b", and the rest"), r1.open() as p:
         pulled = p.pull()
-    monkeypatch.setattr(scan_module, "digest_stream", real)
     # x.png was left out of the scan: its bytes are not known, so the pull
     # merged it as a local change (keep-both) instead of overwriting it
     [note] = [n for n in pulled.merged if n.path == "x.png"]
@@ -242,26 +254,14 @@ def test_pull_keeps_the_bytes_of_a_file_that_changed_while_it_was_hashed(
 def test_python_push_lists_what_it_left_out_and_commits_the_rest(
     proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import robosync.client.scan as scan_module
-
     r1 = robot_on(proxied, tmp_path, "r1")
     name = project_name()
     with r1.init(name) as p:
         p.save_image("steady.png", b"steady")
         p.save_image("growing.png", b"first half")
-    real = scan_module.digest_stream
-
-    def digest_then_append(stream):  # type: ignore[no-untyped-def]
-        d = real(stream)
-        if d.size == len(b"first half"):
-            with open(r1.root / "growing.png", "ab") as f:
-                f.write(b" and the rest")
-        return d
-
-    monkeypatch.setattr(scan_module, "digest_stream", digest_then_append)
-    with r1.open() as p:
+    growing = r1.root / "growing.png"
+    with appended_to_while_hashed(monkeypatch, growing, b" and the rest"), r1.open() as p:
         result = p.push()
-    monkeypatch.setattr(scan_module, "digest_stream", real)
     assert result.committed and (result.added, result.version) == (1, 1)
     assert result.left_out == [
         LeftOut("growing.png", "changed while it was hashed (size or mtime moved)")
