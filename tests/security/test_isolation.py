@@ -112,6 +112,13 @@ CONSOLE_PROBES: dict[tuple[str, str], ConsoleProbe] = {
     ),
     ("GET", "/p/{project_id}/history"): lambda s, p, _: s.http.get(f"/p/{p}/history"),
     ("GET", "/p/{project_id}/v/{number}"): lambda s, p, _: s.http.get(f"/p/{p}/v/1"),
+    ("GET", "/p/{project_id}/members"): lambda s, p, _: s.http.get(f"/p/{p}/members"),
+    ("POST", "/p/{project_id}/members"): lambda s, p, c: s.http.post(
+        f"/p/{p}/members", data={"user": c["bystander"], "role": "admin", "csrf": s.csrf}
+    ),
+    ("POST", "/p/{project_id}/members/remove"): lambda s, p, c: s.http.post(
+        f"/p/{p}/members/remove", data={"user": c["bystander"], "csrf": s.csrf}
+    ),
 }
 
 CONSOLE_USER_ROUTES = {

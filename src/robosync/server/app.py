@@ -23,6 +23,7 @@ from robosync.server.store.local import LocalStore
 from robosync.server.store.s3 import S3Store
 from robosync.server.thumbs import ThumbnailMaker
 from robosync.server.web import docs, pages
+from robosync.server.web import members as web_members
 
 SECRET_FILE = "local-store.key"
 BLOBS_DIR = "blobs"
@@ -103,5 +104,6 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     )
     app.include_router(docs.router)
     app.include_router(pages.router)
+    app.include_router(web_members.router)
     app.mount("/static", StaticFiles(packages=[("robosync.server.web", "static")]), name="static")
     return app

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from robosync.errors import NotFound, RobosyncError, Unauthorized
 from robosync.protocol import MAX_INT
 from robosync.server.routes.deps import get_db, get_settings, get_store
-from robosync.server.services import accounts, browse, projects, web_sessions
+from robosync.server.services import accounts, audit, browse, projects, web_sessions
 from robosync.server.services.downloads import browser_type, presign_view, sizes_in_project
 from robosync.server.thumbs import ThumbnailMaker, media_type
 from robosync.server.web.render import page
@@ -27,6 +27,7 @@ from robosync.server.web.session import (
     SESSION_COOKIE,
     SIGNIN_CSRF_COOKIE,
     Actor,
+    SignedIn,
     Viewer,
     check_signin_token,
     new_signin_token,
@@ -338,7 +339,7 @@ def create_robot_token(
     try:
         with get_db(request).writing() as session:
             user = accounts.find_user(session, who.principal.user_name)
-            token = accounts.create_token(session, user, robot)
+            token = accounts.create_token(session, user, robot, _audit_actor(request, who))
     except RobosyncError as e:
         if e.status >= 500:
             raise
@@ -353,5 +354,11 @@ def revoke_robot_token(
     """Revoke a robot's token: its next request is refused (401)."""
     with get_db(request).writing() as session:
         user = accounts.find_user(session, who.principal.user_name)
-        accounts.revoke_token(session, user, robot)
+        accounts.revoke_token(session, user, robot, _audit_actor(request, who))
     return RedirectResponse("/robots", status_code=303)
+
+
+def _audit_actor(request: Request, who: SignedIn) -> audit.Actor:
+    """The person signed in to the console, as the audit trail names them."""
+    address = request.client.host if request.client else "unknown"
+    return audit.Actor(who.principal.user_name, who.principal.robot, address)
