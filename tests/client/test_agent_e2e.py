@@ -322,3 +322,23 @@ def test_only_if_and_window_hold_syncing_back(
     agents[1].terminate()
     agents.append(AgentProcess(r, "--settle", "0", "--only-if", f"test -e {flag}"))
     assert poll(lambda: head(r) == 1, timeout=30), agents[2].text()
+
+
+def test_evict_after_push_on_one_robot_and_pull_on_another(
+    site: Site, tmp_path: Path, agents: list[AgentProcess]
+):
+    a = site.robot(tmp_path, "ra")
+    name = project_name()
+    a.init(name).close()
+    b = Robot("rb", a.server, a.token, tmp_path / "rb")
+    b.clone(name).close()
+    agents.append(AgentProcess(a, "--settle", "0.2", "--evict-after-push"))
+    agents.append(AgentProcess(b, "--pull", "--pull-interval", "1"))
+    with a.open() as p:
+        data = capture(p, "cam0/1.png", 30_000)
+    assert poll(lambda: (b.root / "cam0" / "1.png").exists(), timeout=60), agents[1].text()
+    assert (b.root / "cam0" / "1.png").read_bytes() == data
+    assert poll(lambda: not (a.root / "cam0" / "1.png").exists(), timeout=30), agents[0].text()
+    assert "evicted 1 committed files" in agents[0].text()
+    with a.open() as p:
+        assert p.status(remote=False).evicted == ["cam0/1.png"]
