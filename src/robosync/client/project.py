@@ -363,10 +363,14 @@ class Project:
 
     # --- scan & status ----------------------------------------------------
 
-    def _scan(self, progress: Progress) -> ScanReport:
+    def _scan(self, progress: Progress, settle_seconds: float = 0.0) -> ScanReport:
         progress.start("scan", 0, 0)
         try:
-            return scan(self.index, on_hashed=lambda n: progress.advance(files=1, nbytes=n))
+            return scan(
+                self.index,
+                on_hashed=lambda n: progress.advance(files=1, nbytes=n),
+                settle_seconds=settle_seconds,
+            )
         finally:
             progress.finish()
 
@@ -450,13 +454,9 @@ class Project:
         """
         progress = progress or NoProgress()
         with self._locked():
-            report = self._scan(progress)
+            report = self._scan(progress, settle_seconds)
             left_out = LeftOutFiles(report.left_out)
             delta = self.index.local_delta()
-            for path in _unsettled(self.root, [*delta.added, *delta.modified], settle_seconds):
-                left_out.add(
-                    path, f"written less than {settle_seconds:g} s ago (may be unfinished)"
-                )
             result = PushResult(
                 version=self.index.base_version,
                 committed=False,
@@ -964,25 +964,6 @@ class Project:
             result.evicted = [r.path for r in freed]
             result.bytes_freed = sum(r.size for r in freed)
         return result
-
-
-def _unsettled(root: Path, paths: Iterable[str], settle_seconds: float) -> set[str]:
-    """Those of ``paths`` whose file changed (data or name) less than ``settle_seconds`` ago."""
-    if settle_seconds <= 0:
-        return set()
-    # ctime too: a copy that restores an old mtime, or a rename into place,
-    # still moves the ctime to now.
-    newest_ok = time.time_ns() - int(settle_seconds * 1e9)
-    out = set()
-    for path in paths:
-        try:
-            st = os.stat(root / path)
-        except FileNotFoundError:
-            out.add(path)  # gone since the scan: the next push sees the deletion
-            continue
-        if max(st.st_mtime_ns, st.st_ctime_ns) > newest_ok:
-            out.add(path)
-    return out
 
 
 def _missing_ok() -> contextlib.suppress:

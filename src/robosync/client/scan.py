@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class _Seen:
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
 
 
 def is_temp_name(name: str) -> bool:
@@ -91,7 +93,7 @@ def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
                 if problem is not None:
                     report.invalid.append((rel, problem))
                     continue
-                yield _Seen(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+                yield _Seen(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def _hash(seen: _Seen) -> FileRow | LeftOut:
@@ -121,9 +123,17 @@ def scan(
     *,
     workers: int | None = None,
     on_hashed: Callable[[int], None] | None = None,
+    settle_seconds: float = 0.0,
 ) -> ScanReport:
-    """Bring ``index`` in line with the folder; return what was seen and hashed."""
+    """Bring ``index`` in line with the folder; return what was seen and hashed.
+
+    ``settle_seconds``: a new or changed file written (or renamed into place:
+    its ctime moves too) less than that ago may still be being written; it
+    is not hashed now but reported in ``left_out``, so the next scan, once
+    it has settled, hashes it once.
+    """
     root = index.root
+    young = time.time_ns() - int(settle_seconds * 1e9) if settle_seconds > 0 else None
     report = ScanReport()
     known = {
         r.path: (r.size, r.mtime_ns, r.inode, r.state, r.blocks is not None)
@@ -164,6 +174,13 @@ def scan(
                 and old[4]
                 and old[:3] == (seen.size, seen.mtime_ns, seen.inode)
             ):
+                continue
+            if young is not None and max(seen.mtime_ns, seen.ctime_ns) > young:
+                report.left_out.append(
+                    LeftOut(
+                        seen.path, f"written less than {settle_seconds:g} s ago (may be unfinished)"
+                    )
+                )
                 continue
             in_flight.add(pool.submit(_hash, seen))
             if len(in_flight) >= 2 * workers:
