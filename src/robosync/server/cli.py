@@ -132,9 +132,9 @@ def cmd_gc(args: argparse.Namespace) -> None:
     """Delete unreferenced old blobs and expired uploads (and old versions if asked)."""
     from datetime import timedelta
 
-    from robosync.server.app import build_store
     from robosync.server.logs import configure_logging
     from robosync.server.services import gc
+    from robosync.server.store.build import build_store
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -40,3 +40,18 @@ def key_in(
         array = bindparam(None, list(values), type_=ARRAY(column.type))
         return column.in_(select(func.unnest(array)).scalar_subquery())
     return column.in_(values)
+
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T] | Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -19,7 +19,6 @@ not be case twins of live ones, nor files where a folder is (or the reverse;
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,7 +42,7 @@ from robosync.server.db.models import (
     Version,
     utcnow,
 )
-from robosync.server.db.queries import key_in, one_of
+from robosync.server.db.queries import chunked, key_in, one_of
 from robosync.server.services import audit
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import touch_used
@@ -73,18 +72,6 @@ class _Live:
     path: str
     digest: str
     size: int
-
-
-def chunked(items: Sequence[T] | Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of at most ``size`` items."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def commit(

@@ -13,9 +13,9 @@ from robosync.errors import NotFound
 from robosync.protocol import DownloadLink
 from robosync.server.db.engine import Database
 from robosync.server.db.models import File
-from robosync.server.db.queries import one_of
+from robosync.server.db.queries import chunked, one_of
 from robosync.server.services.blobs import blob_key
-from robosync.server.services.commits import IN_BATCH, chunked
+from robosync.server.services.commits import IN_BATCH
 from robosync.server.store.base import BlobStore
 
 

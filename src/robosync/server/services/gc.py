@@ -54,10 +54,9 @@ from robosync.server.db.models import (
     Version,
     utcnow,
 )
-from robosync.server.db.queries import key_in, one_of
+from robosync.server.db.queries import chunked, key_in, one_of
 from robosync.server.services import audit
 from robosync.server.services.blobs import blob_key, derived_keys
-from robosync.server.services.commits import chunked
 from robosync.server.services.possession import forget_possessions
 from robosync.server.store.base import BlobStore
 
