@@ -1,7 +1,9 @@
 """Typed HTTP client of the robosync API (``/v1``), every call through :class:`Retrying`.
 
 Manifests, changes and commit bodies are NDJSON and stream: a manifest is
-consumed line by line, a commit body is generated line by line.
+consumed line by line, a commit body is generated line by line. Every
+manifest and changes line is checked (:mod:`robosync.client.trust`) as it is
+read: the server is not trusted with the folder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from robosync import __version__
 from robosync.client.bandwidth import BandwidthLimiter
 from robosync.client.retry import Retrying
+from robosync.client.trust import checked_changes, checked_entries, parsed_lines
 from robosync.errors import RobosyncError, error_from_body
 from robosync.protocol import (
     API_PREFIX,
@@ -247,17 +250,19 @@ class Api:
     def manifest(
         self, project_id: int, version: int | None = None
     ) -> Iterator[tuple[int, Iterator[ManifestEntry]]]:
-        """``(version, entries)`` of a project version (head if ``None``), streamed."""
+        """``(version, entries)`` of a project version (head if ``None``), streamed and checked."""
         params = {"version": version} if version is not None else {}
         with self._stream(f"/projects/{project_id}/manifest", params, "get manifest") as (v, it):
-            yield v, (ManifestEntry.model_validate_json(line) for line in it)
+            entries = (ManifestEntry.model_validate_json(line) for line in it)
+            yield v, checked_entries(parsed_lines(entries, "manifest"))
 
     @contextmanager
     def changes(self, project_id: int, since: int) -> Iterator[tuple[int, Iterator[Change]]]:
-        """``(head, ops)`` taking version ``since`` to the head, streamed."""
+        """``(head, ops)`` taking version ``since`` to the head, streamed and checked."""
         params = {"since": since}
         with self._stream(f"/projects/{project_id}/changes", params, "get changes") as (v, it):
-            yield v, (_CHANGE.validate_json(line) for line in it)
+            ops = (_CHANGE.validate_json(line) for line in it)
+            yield v, checked_changes(parsed_lines(ops, "changes"))
 
     # --- blobs ------------------------------------------------------------
 

@@ -301,7 +301,9 @@ def cmd_evict(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     for path, why in r.kept:
         o.warn(f"kept {path}: {why}")
     o.result(r.to_dict(), f"evicted {len(r.evicted)} files, freed {human_bytes(r.bytes_freed)}")
-    return 0
+    # Named files that were refused fail the command; `evict` of everything
+    # skipping unpushed files is its normal work.
+    return 1 if a.paths and r.kept else 0
 
 
 def cmd_fetch(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import random
-import tempfile
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from typing import IO, Any
 
 import httpx
 
+from robosync.client import confined
 from robosync.client.api import Api
 from robosync.client.bandwidth import process_limiter
 from robosync.client.index import (
@@ -46,7 +46,7 @@ from robosync.client.lock import ProjectLocked, folder_lock
 from robosync.client.merge import Change, Entry, MergeNote, MergeResult, Policy, merge
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying
-from robosync.client.scan import TEMP_PREFIX, ScanReport, scan
+from robosync.client.scan import ScanReport, scan
 from robosync.client.settings import ClientSettings
 from robosync.client.teams import find_project
 from robosync.client.transfer import (
@@ -208,33 +208,10 @@ def connect(
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(dest: Path, source: bytes | bytearray | memoryview | IO[bytes]) -> None:
-    """Write ``dest`` through a temp file in its folder, fsync'ed, then renamed."""
+    """Write ``dest`` (a file the user named) through a temp file beside it, fsync'ed, renamed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(source, bytes | bytearray | memoryview):
-                f.write(source)
-            else:
-                for chunk in iter(lambda: source.read(1024 * 1024), b""):
-                    f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(dest.parent)
+    confined.write_file(dest.parent, dest.name, confined.filler(source))
 
 
 def _matches(path: str, selectors: list[str] | None) -> bool:
@@ -350,16 +327,15 @@ class Project:
         synced with the image.
         """
         rel = validate_path(normalize_path(relpath))
-        dest = self.root / rel
         if isinstance(data_or_file, str | os.PathLike):
             with open(data_or_file, "rb") as f:
-                write_atomically(dest, f)
+                confined.write_file(self.root, rel, confined.filler(f))
         else:
-            write_atomically(dest, data_or_file)
+            confined.write_file(self.root, rel, confined.filler(data_or_file))
         if meta is not None:
             body = json.dumps(dict(meta), indent=2, sort_keys=True, default=str).encode()
-            write_atomically(self.root / (rel + META_SUFFIX), body + b"\n")
-        return dest
+            confined.write_file(self.root, rel + META_SUFFIX, confined.filler(body + b"\n"))
+        return self.root / rel
 
     # --- scan & status ----------------------------------------------------
 
@@ -539,7 +515,10 @@ class Project:
                 continue
             row = self.index.file(path)
             if row is not None and row.state != LOCAL and self.index.has_base_digest(row.digest):
-                continue  # a server file moved to a conflict name: the server has its bytes
+                # Not on disk, but the server has its bytes: a server file moved to a
+                # conflict name, or a change evicted before it was pushed (older
+                # clients allowed that).
+                continue
             if row is None or row.state != LOCAL:
                 left_out.add(path, DELETED)
                 continue
@@ -719,6 +698,7 @@ class Project:
         )
         moves, dropped = self._move_conflict_copies(decided)
         moved_to = {copy for _, copy in moves}
+        notes = list(decided.notes)
         for path in decided.take_remote:
             if path in decided.conflict_copies or path in moved_to:
                 continue
@@ -726,7 +706,11 @@ class Project:
             if row is not None and row.state == LOCAL:
                 # Only reached when the local file is the base version or deleted
                 # remotely-vs-unchanged, or the user chose `theirs`.
-                self._unlink(path)
+                try:
+                    self._unlink(path)
+                except (confined.SymlinkInPath, confined.NotAFolder) as e:
+                    refused = MergeNote(path, "refused", f"left on disk: {e.message}")
+                    notes = [refused if n.path == path else n for n in notes]
         with self.index.transaction():
             self.index.remove_files(dropped)
             for row, copy in moves:
@@ -745,7 +729,7 @@ class Project:
                 self.index.set_remote_only(path, change, EVICTED if evicted else REMOTE)
             self.index.apply_to_base(remote.items())
             self.index.base_version = head
-        return decided.notes
+        return notes
 
     def _move_conflict_copies(
         self, decided: MergeResult
@@ -770,28 +754,17 @@ class Project:
                 dropped.append(path)
                 continue
             if row.state == LOCAL:
-                (self.root / copy).parent.mkdir(parents=True, exist_ok=True)
                 # A file deleted during this push was left out; its row still moves.
-                with _missing_ok():
-                    os.rename(self.root / path, self.root / copy)
-                self._prune_empty_folders(path)
+                with contextlib.suppress(FileNotFoundError):
+                    confined.rename_file(self.root, path, copy)
+                confined.prune_empty_folders(self.root, path)
             moves.append((row, copy))
         return moves, dropped
 
     def _unlink(self, path: str) -> None:
         """Remove a file and the folders it leaves empty (a file may take their place)."""
-        with _missing_ok():
-            os.unlink(self.root / path)
-        self._prune_empty_folders(path)
-
-    def _prune_empty_folders(self, path: str) -> None:
-        folder = (self.root / path).parent
-        while folder != self.root:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (or already gone): stop
-                return
-            folder = folder.parent
+        confined.remove_file(self.root, path)
+        confined.prune_empty_folders(self.root, path)
 
     # --- pull, fetch, restore, clone -----------------------------------------
 
@@ -861,15 +834,13 @@ class Project:
         targets = [DownloadTarget(r.path, r.digest, r.size) for r in rows]
         self._download(targets, jobs, progress, result)
 
-    def _local_source(self, digest: str) -> Path | None:
+    def _local_source(self, digest: str) -> str | None:
         for row in self.index.files_with_digest(digest):
-            p = self.root / row.path
-            try:
-                st = p.stat()
-            except FileNotFoundError:
+            st = confined.stat_file(self.root, row.path)
+            if st is None:
                 continue
             if (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode):
-                return p
+                return row.path
         return None
 
     def _download(
@@ -904,13 +875,15 @@ class Project:
     ) -> PullResult:
         """Record the manifest of ``version`` as the base and download every file."""
         with self._locked():
-            with self.api.manifest(self.config.project_id, version) as (v, entries):
+            # One transaction: a manifest line refused half way leaves no half base.
+            with (
+                self.api.manifest(self.config.project_id, version) as (v, entries),
+                self.index.transaction(),
+            ):
                 for batch in batched(entries, 1000):
-                    with self.index.transaction():
-                        self.index.apply_to_base((e.path, Entry(e.digest, e.size)) for e in batch)
-                        for e in batch:
-                            self.index.set_remote_only(e.path, Entry(e.digest, e.size), REMOTE)
-            with self.index.transaction():
+                    self.index.apply_to_base((e.path, Entry(e.digest, e.size)) for e in batch)
+                    for e in batch:
+                        self.index.set_remote_only(e.path, Entry(e.digest, e.size), REMOTE)
                 self.index.base_version = v
             result = PullResult(v)
             self._download_rows(
@@ -931,14 +904,35 @@ class Project:
                 raise NotFound(f"not in the project: {', '.join(missing)}")
             for r in rows:
                 if r.state == LOCAL:
-                    with _missing_ok():
-                        os.unlink(self.root / r.path)
+                    # Behind a symlink the file is not the project's to delete:
+                    # the path leaves the project, what the link points to stays.
+                    with contextlib.suppress(confined.SymlinkInPath, confined.NotAFolder):
+                        confined.remove_file(self.root, r.path)
             with self.index.transaction():
                 self.index.remove_files(r.path for r in rows)
             return sorted(r.path for r in rows)
 
+    def _eviction_refusal(self, row: FileRow) -> str | None:
+        """Why ``row``'s file may not be evicted; ``None`` if the server holds it at its path.
+
+        Evicting is only safe for the content the last synced version holds
+        at this same path: any other content (a change not pushed yet, even if
+        the same bytes sit at another path) would be a change with no bytes
+        left on disk to upload.
+        """
+        base = self.index.base_entry(row.path)
+        if base is None:
+            return "not on the server yet; push first"
+        if base != row.entry:
+            return "changed since the last push (the server holds other bytes for it); push first"
+        return None
+
     def evict(self, paths: list[str] | None = None) -> EvictResult:
-        """Free the disk of files the server holds; never of a file not uploaded yet."""
+        """Free the disk of files whose content is what the server holds for their path.
+
+        A file with a change not pushed yet is kept and listed in ``kept``
+        with the reason.
+        """
         selectors = [normalize_path(p.rstrip("/")) for p in paths] if paths else None
         result = EvictResult()
         with self._locked():
@@ -952,11 +946,15 @@ class Project:
                 raise NotFound(f"no local file under {', '.join(selectors)}")
             freed: list[FileRow] = []
             for r in sorted(rows, key=lambda r: r.path):
-                if not self.index.has_base_digest(r.digest):
-                    result.kept.append((r.path, "not on the server yet; push first"))
+                reason = self._eviction_refusal(r)
+                if reason is not None:
+                    result.kept.append((r.path, reason))
                     continue
-                with _missing_ok():
-                    os.unlink(self.root / r.path)
+                try:
+                    confined.remove_file(self.root, r.path)
+                except (confined.SymlinkInPath, confined.NotAFolder) as e:
+                    result.kept.append((r.path, e.message))
+                    continue
                 freed.append(r)
             with self.index.transaction():
                 for r in freed:
@@ -964,10 +962,6 @@ class Project:
             result.evicted = [r.path for r in freed]
             result.bytes_freed = sum(r.size for r in freed)
         return result
-
-
-def _missing_ok() -> contextlib.suppress:
-    return contextlib.suppress(FileNotFoundError)
 
 
 def clone(

@@ -1,7 +1,9 @@
 """Walk a project folder and bring the index up to date, hashing only what changed.
 
 A file whose ``(size, mtime_ns, inode)`` equals its index row keeps its digest;
-every other file is hashed. Hashing runs on a thread pool: ``hashlib`` releases
+every other file is hashed. Symbolic links are never followed; a file the index
+knows that now sits behind one (or became one) keeps its row: not seeing it is
+not a deletion. Hashing runs on a thread pool: ``hashlib`` releases
 the GIL on buffers over 2 KiB and files are read 1 MiB at a time, so threads
 use every core without the cost of shipping results between processes.
 At most ``2 x workers`` files are in flight and rows are written in batches,
@@ -48,6 +50,9 @@ class ScanReport:
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     # Changed, vanished or unreadable while hashed: not indexed now, hashed next time.
     left_out: list[LeftOut] = field(default_factory=list)
+    # Symbolic links met (never followed): what sits behind one is not seen, and
+    # must not count as deleted.
+    symlinks: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,22 @@ def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
                 continue  # vanished while walking
             if stat_mod.S_ISDIR(st.st_mode):
                 stack.append((entry.path, rel))
+            elif stat_mod.S_ISLNK(st.st_mode):
+                report.symlinks.append(rel)
             elif stat_mod.S_ISREG(st.st_mode):
                 problem = path_problem(rel)
                 if problem is not None:
                     report.invalid.append((rel, problem))
                     continue
                 yield _Seen(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def behind_link(path: str, links: set[str]) -> bool:
+    """Whether ``path`` is one of ``links`` or inside one (so a scan cannot see it)."""
+    if not links:
+        return False
+    parts = path.split("/")
+    return any("/".join(parts[:i]) in links for i in range(1, len(parts) + 1))
 
 
 def _hash(seen: _Seen) -> FileRow | LeftOut:
@@ -195,7 +210,12 @@ def scan(
         with index.transaction():
             index.mark_unhashed(unsettled)
 
-    gone = [p for p, v in known.items() if p not in seen_paths and v[3] == LOCAL]
+    links = set(report.symlinks)
+    gone = [
+        p
+        for p, v in known.items()
+        if p not in seen_paths and v[3] == LOCAL and not behind_link(p, links)
+    ]
     report.removed = len(gone)
     if gone:
         with index.transaction():

@@ -17,11 +17,9 @@ Every HTTP exchange goes through the same :class:`Retrying` wrapper.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -33,6 +31,7 @@ from typing import TypeVar
 
 import httpx
 
+from robosync.client import confined
 from robosync.client.api import Api, error_of
 from robosync.client.leftout import (
     FileTrouble,
@@ -43,8 +42,8 @@ from robosync.client.leftout import (
 )
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying
-from robosync.client.scan import TEMP_PREFIX
 from robosync.client.storeget import StoreGetter, direct_route
+from robosync.client.trust import UntrustedAnswer, checked_links
 from robosync.digest import BlockVerifier
 from robosync.errors import Forbidden, IntegrityError, RobosyncError
 from robosync.protocol import CompletedPart, CompleteItem, PresignedPart, UploadItem
@@ -402,9 +401,11 @@ class Transfer:
         project_id: int,
         root: Path,
         targets: list[DownloadTarget],
-        local_source: Callable[[str], Path | None],
+        local_source: Callable[[str], str | None],
     ) -> tuple[list[Written], list[BaseException]]:
         """Write every target under ``root``, verified; copy digests ``local_source`` has.
+
+        ``local_source`` names a project file holding a digest, if any.
 
         Returns what was written and the errors of what could not be (every
         file that can be written is, so a re-run has less to do).
@@ -426,8 +427,13 @@ class Transfer:
                     else:
                         to_fetch.append(digest)
                 for batch in batched(to_fetch, BATCH):
-                    links = self.api.download_links(project_id, batch)
-                    for link in links.items:
+                    answer = self.api.download_links(project_id, batch).items
+                    try:
+                        links = checked_links(batch, answer)
+                    except UntrustedAnswer as e:  # fails this batch's files, not the others
+                        errors.append(e)
+                        continue
+                    for link in links:
                         group = groups[link.digest]
                         futures.append(pool.submit(self._fetch_group, root, link.url, group))
                 for fut in futures:
@@ -460,15 +466,15 @@ class Transfer:
         w = self.retrying.call(once, what)
         self.stats.add(downloaded=1, bytes_received=w.size)
         self.progress.advance(files=1)
-        return [w, *self._copy_rest(root, root / w.path, group[1:])]
+        return [w, *self._copy_rest(root, w.path, group[1:])]
 
-    def _copy_group(self, root: Path, source: Path, group: list[DownloadTarget]) -> list[Written]:
+    def _copy_group(self, root: Path, source: str, group: list[DownloadTarget]) -> list[Written]:
         return self._copy_rest(root, source, group)
 
-    def _copy_rest(self, root: Path, source: Path, group: list[DownloadTarget]) -> list[Written]:
+    def _copy_rest(self, root: Path, source: str, group: list[DownloadTarget]) -> list[Written]:
         out = []
         for t in group:
-            with open(source, "rb", buffering=0) as f:
+            with open(confined.open_file(root, source), "rb", buffering=0) as f:
                 out.append(self._write_verified(root, t, f.readinto))
             self.stats.add(copied=1)
             self.progress.advance(files=1)
@@ -484,36 +490,28 @@ class Transfer:
     def _write_verified(
         self, root: Path, t: DownloadTarget, readinto: Callable[[memoryview], int]
     ) -> Written:
-        """Write ``t`` from ``readinto`` via a verifier into a temp file; rename if it matches."""
-        dest = root / t.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
-        try:
-            try:
-                verifier = self._stream_verified(fd, t, readinto)
-                problem = verifier.problem()
-                if problem is not None:
-                    raise IntegrityError(
-                        f"{t.path}: the bytes received do not match the project ({problem}); "
-                        "nothing was written; report the corrupted blob to the server operator",
-                        {"path": t.path, "digest": t.digest},
-                    )
-                _sync_data(fd)
-            finally:
-                os.close(fd)
-            if dest.is_dir() and not dest.is_symlink():
-                # An empty folder left where the version now has a file (its files
-                # were deleted); a folder still holding files stays and this fails.
-                with contextlib.suppress(OSError):
-                    dest.rmdir()
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        """Write ``t`` from ``readinto`` via a verifier into a temp file; rename if it matches.
+
+        The file is written by :func:`confined.write_file`: never through a
+        symlink, whatever the server named.
+        """
+        verified: list[BlockVerifier] = []
+
+        def fill(fd: int) -> None:
+            verifier = self._stream_verified(fd, t, readinto)
+            problem = verifier.problem()
+            if problem is not None:
+                raise IntegrityError(
+                    f"{t.path}: the bytes received do not match the project ({problem}); "
+                    "nothing was written; report the corrupted blob to the server operator",
+                    {"path": t.path, "digest": t.digest},
+                )
+            verified.append(verifier)
+
+        st = confined.write_file(root, t.path, fill, durable=False)
         with self.stats.lock:
-            self._written_dirs.add(dest.parent)
-        return Written(t.path, t.digest, t.size, b"".join(verifier.block_hashes()), os.stat(dest))
+            self._written_dirs.add((root / t.path).parent)
+        return Written(t.path, t.digest, t.size, b"".join(verified[0].block_hashes()), st)
 
     def _stream_verified(
         self, fd: int, t: DownloadTarget, readinto: Callable[[memoryview], int]
@@ -566,14 +564,6 @@ class ChunkFiller:
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
-
-
-def _sync_data(fd: int) -> None:
-    # fdatasync: the bytes and the size, not the timestamps, which a crash may lose.
-    if hasattr(os, "fdatasync"):
-        os.fdatasync(fd)
-    else:
-        os.fsync(fd)
 
 
 def _fsync_dir(path: Path) -> None:

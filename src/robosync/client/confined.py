@@ -1,0 +1,227 @@
+"""File operations confined to the project folder: never through a symbolic link.
+
+Anyone may leave a symlink inside a project folder (``cam0 -> /mnt/usb``), and
+a project path comes from the server, which the client does not trust. So
+every write, rename and delete under the project root opens the folders of
+the path one component at a time, relative to the previous one's file
+descriptor and with ``O_NOFOLLOW``: a component that is a symlink is refused
+(:class:`SymlinkInPath`), and since each step holds the folder it checked, a
+link swapped in meanwhile cannot redirect the operation (no check-then-use
+race, unlike an ``lstat`` of each parent followed by a plain ``open``).
+
+The final component is never followed either: a temp file is created with
+``O_EXCL | O_NOFOLLOW`` and renamed over the target (a rename replaces a
+symlink, it does not write through it), and ``unlink`` removes a link itself.
+The project root itself may be a symlink (it was resolved when opened).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from robosync.client.scan import TEMP_PREFIX
+from robosync.errors import RobosyncError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# New files get 0666 minus the umask, like any other tool's.
+_FILE_MODE = 0o666
+
+
+class SymlinkInPath(RobosyncError):
+    """A project path with a symbolic link among its folders: robosync never goes through it."""
+
+    status = 400
+    code = "symlink_in_path"
+
+    def __init__(self, path: str, link: str) -> None:
+        super().__init__(
+            f"{path}: {link} is a symbolic link; robosync never writes or deletes through one "
+            f"(it may point outside the project); make {link} a real folder to sync this path",
+            {"path": path, "link": link},
+        )
+
+
+class NotAFolder(RobosyncError):
+    """A project path with a file where one of its folders should be."""
+
+    status = 400
+    code = "not_a_folder"
+
+    def __init__(self, path: str, blocker: str) -> None:
+        super().__init__(
+            f"{path}: {blocker} is a file, not a folder; move it away to sync this path",
+            {"path": path, "blocker": blocker},
+        )
+
+
+def _split(path: str) -> tuple[list[str], str]:
+    parts = path.split("/")
+    return parts[:-1], parts[-1]
+
+
+@contextlib.contextmanager
+def open_folder(root: Path, path: str, *, create: bool) -> Iterator[int]:
+    """A descriptor of the folder holding project path ``path``, opened link by link.
+
+    With ``create``, missing folders are made. Raises :class:`SymlinkInPath`
+    if a folder of the path is a symlink, :class:`NotAFolder` if it is a file,
+    ``FileNotFoundError`` if it is missing (without ``create``).
+    """
+    folders, _ = _split(path)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, name in enumerate(folders):
+            nxt = _open_child(fd, name, create, path, "/".join(folders[: i + 1]))
+            os.close(fd)
+            fd = nxt
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_child(parent: int, name: str, create: bool, path: str, where: str) -> int:
+    """Open folder ``name`` (``where`` in project ``path``) in ``parent`` without following it."""
+    for _ in range(2):
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            with contextlib.suppress(FileExistsError):  # made meanwhile: open it
+                os.mkdir(name, 0o777, dir_fd=parent)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if stat_mod.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode):
+                raise SymlinkInPath(path, where) from e
+            raise NotAFolder(path, where) from e
+    return os.open(name, _DIR_FLAGS, dir_fd=parent)
+
+
+def write_file(
+    root: Path, path: str, fill: Callable[[int], None], *, durable: bool = True
+) -> os.stat_result:
+    """Write project path ``path`` atomically: ``fill(fd)`` a temp file beside it, then rename.
+
+    The temp file is flushed to disk before the rename. With ``durable`` the
+    folder is fsync'ed too (a caller writing many files may do that once at
+    the end instead). Returns the stat of the written file.
+    """
+    _, name = _split(path)
+    with open_folder(root, path, create=True) as folder:
+        tmp = TEMP_PREFIX + secrets.token_hex(8)
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            _FILE_MODE,
+            dir_fd=folder,
+        )
+        try:
+            try:
+                fill(fd)
+                _sync_data(fd)
+            finally:
+                os.close(fd)
+            _clear_empty_folder(folder, name)
+            os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+        if durable:
+            os.fsync(folder)
+        return os.stat(name, dir_fd=folder, follow_symlinks=False)
+
+
+def _clear_empty_folder(folder: int, name: str) -> None:
+    # An empty folder left where the version now has a file (its files were
+    # deleted) gives way; a folder still holding files stays and the rename fails.
+    with contextlib.suppress(OSError):
+        if stat_mod.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+            os.rmdir(name, dir_fd=folder)
+
+
+def prune_empty_folders(root: Path, path: str) -> None:
+    """Remove the folders of ``path`` left empty, deepest first; never through a link."""
+    folders, _ = _split(path)
+    while folders:
+        try:
+            with open_folder(root, "/".join(folders), create=False) as parent:
+                os.rmdir(folders[-1], dir_fd=parent)
+        except (OSError, SymlinkInPath, NotAFolder):  # not empty, gone, or a link: stop
+            return
+        folders.pop()
+
+
+def remove_file(root: Path, path: str) -> bool:
+    """Delete project path ``path``; ``False`` if it was not there. Never through a link."""
+    _, name = _split(path)
+    try:
+        with open_folder(root, path, create=False) as folder:
+            os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def rename_file(root: Path, source: str, target: str) -> None:
+    """Move project path ``source`` to ``target`` (folders of ``target`` are made)."""
+    _, src_name = _split(source)
+    _, dst_name = _split(target)
+    with (
+        open_folder(root, source, create=False) as src,
+        open_folder(root, target, create=True) as dst,
+    ):
+        os.rename(src_name, dst_name, src_dir_fd=src, dst_dir_fd=dst)
+
+
+def stat_file(root: Path, path: str) -> os.stat_result | None:
+    """The stat of regular file ``path``; ``None`` if missing, a link, or behind a link."""
+    _, name = _split(path)
+    try:
+        with open_folder(root, path, create=False) as folder:
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except (FileNotFoundError, SymlinkInPath, NotAFolder):
+        return None
+    return st if stat_mod.S_ISREG(st.st_mode) else None
+
+
+def open_file(root: Path, path: str) -> int:
+    """A read-only descriptor of project path ``path``, refused if it is or sits behind a link."""
+    _, name = _split(path)
+    with open_folder(root, path, create=False) as folder:
+        try:
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise SymlinkInPath(path, path) from e
+            raise
+
+
+def _sync_data(fd: int) -> None:
+    # fdatasync: the bytes and the size, not the timestamps, which a crash may lose.
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:
+        os.fsync(fd)
+
+
+def filler(source: bytes | bytearray | memoryview | IO[bytes]) -> Callable[[int], None]:
+    """A ``fill`` for :func:`write_file` that writes ``source`` (bytes, or a binary file's rest)."""
+
+    def fill(fd: int) -> None:
+        with os.fdopen(os.dup(fd), "wb") as f:
+            if isinstance(source, bytes | bytearray | memoryview):
+                f.write(source)
+            else:
+                for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                    f.write(chunk)
+
+    return fill

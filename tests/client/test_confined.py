@@ -1,0 +1,86 @@
+"""Writes, renames and deletes under a project root never go through a symlink."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from robosync.client import confined
+from robosync.client.confined import NotAFolder, SymlinkInPath
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> tuple[Path, Path]:
+    """``root/`` with ``link -> outside/`` (holding ``kept.png``) and ``real/kept.png``."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "kept.png").write_bytes(b"outside")
+    (root / "real" / "kept.png").write_bytes(b"inside")
+    os.symlink(outside, root / "link")
+    return root, outside
+
+
+def test_write_refuses_a_symlinked_folder_at_any_depth(layout: tuple[Path, Path]):
+    root, outside = layout
+    os.symlink(outside, root / "real" / "deeper")
+    for path in ("link/new.png", "link/sub/new.png", "real/deeper/new.png"):
+        with pytest.raises(SymlinkInPath, match="is a symbolic link"):
+            confined.write_file(root, path, confined.filler(b"x"))
+    assert sorted(os.listdir(outside)) == ["kept.png"]
+
+
+def test_write_replaces_a_symlink_at_the_target_instead_of_writing_through_it(
+    layout: tuple[Path, Path],
+):
+    root, outside = layout
+    os.symlink(outside / "kept.png", root / "real" / "file.png")
+    confined.write_file(root, "real/file.png", confined.filler(b"new"))
+    assert (outside / "kept.png").read_bytes() == b"outside"
+    assert not (root / "real" / "file.png").is_symlink()
+    assert (root / "real" / "file.png").read_bytes() == b"new"
+
+
+def test_write_makes_missing_folders_and_uses_the_umask(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        st = confined.write_file(tmp_path, "a/b/c.png", confined.filler(b"abc"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a/b/c.png").read_bytes() == b"abc"
+    assert stat.S_IMODE(st.st_mode) == 0o644
+    assert [p.name for p in (tmp_path / "a/b").iterdir()] == ["c.png"]  # no temp file left
+
+
+def test_remove_and_rename_refuse_a_symlinked_folder(layout: tuple[Path, Path]):
+    root, outside = layout
+    with pytest.raises(SymlinkInPath):
+        confined.remove_file(root, "link/kept.png")
+    with pytest.raises(SymlinkInPath):
+        confined.rename_file(root, "real/kept.png", "link/moved.png")
+    with pytest.raises(SymlinkInPath):
+        confined.rename_file(root, "link/kept.png", "real/moved.png")
+    assert sorted(os.listdir(outside)) == ["kept.png"]
+    assert (root / "real" / "kept.png").read_bytes() == b"inside"
+    assert confined.remove_file(root, "real/kept.png")
+    assert not confined.remove_file(root, "real/kept.png")
+
+
+def test_a_file_where_a_folder_should_be_is_named(layout: tuple[Path, Path]):
+    root, _ = layout
+    with pytest.raises(NotAFolder, match="real/kept.png is a file"):
+        confined.write_file(root, "real/kept.png/x.png", confined.filler(b"x"))
+
+
+def test_reads_refuse_links_and_stat_does_not_see_through_them(layout: tuple[Path, Path]):
+    root, outside = layout
+    os.symlink(outside / "kept.png", root / "real" / "alias.png")
+    assert confined.stat_file(root, "link/kept.png") is None
+    assert confined.stat_file(root, "real/alias.png") is None
+    assert confined.stat_file(root, "real/kept.png") is not None
+    for path in ("link/kept.png", "real/alias.png"):
+        with pytest.raises(SymlinkInPath):
+            confined.open_file(root, path)
