@@ -13,6 +13,7 @@ from robosync.digest import BLOCK_SIZE
 from tests.fixtures.server import ServerProcess
 from tests.security.conftest import robot_of, start_server
 from tests.server.robot import Robot, put
+from tests.web.people import ConsoleSession, new_person
 
 HEADER = b'{"base_version":0}\n'
 DIGEST = "ab" * 32
@@ -202,3 +203,53 @@ def test_store_tokens_with_control_characters_are_400(owner: Robot) -> None:
     item = {"digest": DIGEST, "upload_id": "abc", "parts": [{"number": 1, "etag": "\x00"}]}
     err = _error(owner.http.post("/v1/uploads/complete", json={"items": [item]}), 400)
     assert "etag" in str(err["message"])
+
+
+@pytest.fixture(scope="module")
+def console_owner(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ConsoleSession, int]]:
+    """A signed-in console session and the id of its (empty) project."""
+    person = new_person(server, tmp_path_factory.mktemp("console-bad-input"), "bad-input")
+    session = ConsoleSession(server.url, person.name)
+    yield session, session.project_id("bad-input")
+    session.close()
+
+
+CONSOLE_BAD = [
+    ("project-id-zero", "/p/0"),
+    ("project-id-over-int64", "/p/9223372036854775808"),
+    ("negative-version", "/p/{id}?v=-1"),
+    ("version-past-head", "/p/{id}?v=99999"),
+    ("nul-in-filter", "/p/{id}?q=a%00b"),
+    ("nul-in-prefix", "/p/{id}?prefix=a%00b/"),
+    ("nul-in-path", "/p/{id}/file?path=a%00b"),
+    ("missing-path", "/p/{id}/file"),
+    ("raw-nul-in-path", "/p/{id}/raw?path=a%00b"),
+    ("malformed-digest", "/p/{id}/thumb/not-a-digest"),
+    ("history-before-zero", "/p/{id}/history?before=0"),
+    ("version-zero-diff", "/p/{id}/v/0"),
+]
+
+
+@pytest.mark.parametrize("url", [c[1] for c in CONSOLE_BAD], ids=[c[0] for c in CONSOLE_BAD])
+def test_console_bad_input_is_a_400_page_not_a_500(
+    console_owner: tuple[ConsoleSession, int], url: str
+) -> None:
+    session, project = console_owner
+    r = session.http.get(url.format(id=project))
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("text/html")
+
+
+def test_console_sign_in_with_a_nul_in_the_name_is_400(server: ServerProcess) -> None:
+    import httpx
+
+    form = httpx.get(server.url + "/signin")
+    csrf = ConsoleSession.csrf_of(form.text)
+    r = httpx.post(
+        server.url + "/signin",
+        data={"user": "a\x00b", "password": "x" * 10, "csrf": csrf},
+        cookies=form.cookies,
+    )
+    assert r.status_code == 400, r.text

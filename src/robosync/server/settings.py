@@ -105,8 +105,10 @@ class Settings(BaseSettings):
     thumbnail_workers: int = Field(
         default=2, ge=1, description="threads that make thumbnails (each decodes one image)"
     )
+    # Chosen by bench/console.py (docs/PERFORMANCE.md, "Web console"): Pillow was
+    # faster on 3 of 4 image kinds and peaked lower in RSS than pyvips.
     thumbnail_library: Literal["pyvips", "pillow"] = Field(
-        default="pyvips", description="library that decodes images for thumbnails"
+        default="pillow", description="library that decodes images for thumbnails"
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines as JSON objects (json) or readable text (text)"

@@ -5,11 +5,12 @@ outside ``blobs/`` (garbage collection deletes it with its blob). It is made
 on first view by a pool of ``workers`` threads, never on the event loop;
 concurrent requests for the same thumbnail wait for the one being made.
 
-Decoding reads no more than needed: pyvips shrinks JPEG and WebP on load and
-streams PNG and TIFF; Pillow's draft mode scales JPEG in the decoder. Either
-way an image of more than :data:`MAX_PIXELS` pixels is refused before it is
-decoded (a decompression bomb), and a file that does not decode becomes a
-placeholder naming its type, never an error.
+Decoding reads no more than needed: Pillow's draft mode (the default, chosen
+by bench/console.py) scales JPEG in the decoder; pyvips shrinks JPEG and WebP
+on load and streams PNG and TIFF. Either way an image of more than
+:data:`MAX_PIXELS` pixels is refused before it is decoded (a decompression
+bomb), and a file that does not decode becomes a placeholder naming its type,
+never an error.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def render_pillow(path: Path, px: int = THUMB_PX) -> bytes:
 
     from PIL import Image, UnidentifiedImageError
 
+    # Our own cap replaces Pillow's default bomb limit (which refuses past ~179 MP).
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
@@ -117,7 +120,7 @@ def configure_pyvips() -> None:
 class ThumbnailMaker:
     """Gets thumbnails from the store, making missing ones on a bounded thread pool."""
 
-    def __init__(self, store: BlobStore, workers: int = 2, library: str = "pyvips") -> None:
+    def __init__(self, store: BlobStore, workers: int = 2, library: str = "pillow") -> None:
         if library not in RENDERERS:
             raise ValueError(f"unknown thumbnail library {library!r}: use one of {list(RENDERERS)}")
         self._store = store

@@ -37,6 +37,8 @@ from robosync.server.web.session import (
 
 HISTORY_PAGE = 50
 DIGEST_PATTERN = "^[0-9a-f]{64}$"
+# No text with NUL reaches a query: PostgreSQL cannot hold it in a string.
+NO_NUL = "^[^\\x00]*$"
 ProjectId = Annotated[int, Path(ge=1, le=MAX_INT)]
 VersionArg = Annotated[int | None, Query(ge=0, le=MAX_INT)]
 
@@ -111,7 +113,7 @@ def _signin_page(request: Request, next_url: str, error: str = "", status: int =
 @router.post("/signin")
 def signin(
     request: Request,
-    user: Annotated[str, Form(max_length=200)] = "",
+    user: Annotated[str, Form(max_length=200, pattern=NO_NUL)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/projects",
@@ -167,9 +169,9 @@ def project_page(
     who: Viewer,
     project_id: ProjectId,
     v: VersionArg = None,
-    prefix: Annotated[str, Query(max_length=4096)] = "",
-    after: Annotated[str | None, Query(max_length=4096)] = None,
-    q: Annotated[str, Query(max_length=200)] = "",
+    prefix: Annotated[str, Query(max_length=4096, pattern=NO_NUL)] = "",
+    after: Annotated[str | None, Query(max_length=4096, pattern=NO_NUL)] = None,
+    q: Annotated[str, Query(max_length=200, pattern=NO_NUL)] = "",
 ) -> Response:
     """A project at a version: folders and a page of thumbnails, filtered by name."""
     if prefix and not prefix.endswith("/"):
@@ -197,7 +199,7 @@ def file_page(
     request: Request,
     who: Viewer,
     project_id: ProjectId,
-    path: Annotated[str, Query(min_length=1, max_length=4096)],
+    path: Annotated[str, Query(min_length=1, max_length=4096, pattern=NO_NUL)],
     v: VersionArg = None,
 ) -> Response:
     """One file: shown inline, its digest and size, and the versions that changed it."""
@@ -222,7 +224,7 @@ def raw_file(
     request: Request,
     who: Viewer,
     project_id: ProjectId,
-    path: Annotated[str, Query(min_length=1, max_length=4096)],
+    path: Annotated[str, Query(min_length=1, max_length=4096, pattern=NO_NUL)],
     v: VersionArg = None,
     download: bool = False,
 ) -> Response:
@@ -240,7 +242,7 @@ async def thumbnail(
     who: Viewer,
     project_id: ProjectId,
     digest: Annotated[str, Path(pattern=DIGEST_PATTERN)],
-    name: Annotated[str, Query(max_length=4096)] = "",
+    name: Annotated[str, Query(max_length=4096, pattern=NO_NUL)] = "",
 ) -> Response:
     """The thumbnail of a file of the project (made on first view), cached for good."""
     await run_in_threadpool(_check_digest_in_project, request, who, project_id, digest)
@@ -349,7 +351,9 @@ def create_robot_token(
 
 @router.post("/robots/revoke")
 def revoke_robot_token(
-    request: Request, who: Actor, robot: Annotated[str, Form(min_length=1, max_length=200)]
+    request: Request,
+    who: Actor,
+    robot: Annotated[str, Form(min_length=1, max_length=200, pattern=NO_NUL)],
 ) -> Response:
     """Revoke a robot's token: its next request is refused (401)."""
     with get_db(request).writing() as session:
