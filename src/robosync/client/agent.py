@@ -487,7 +487,7 @@ class Agent:
         index = p.index
         committed = (r for r in index.file_rows() if r.state == LOCAL)
         rows = sorted(
-            (r for r in committed if index.has_base_digest(r.digest)),
+            (r for r in committed if index.is_committed(r)),
             key=lambda r: (r.mtime_ns, r.path),
         )
         chosen: list[str] = []

@@ -262,6 +262,10 @@ class Index:
         q = "SELECT 1 FROM base WHERE digest = ? LIMIT 1"
         return self.db.execute(q, (digest,)).fetchone() is not None
 
+    def is_committed(self, row: FileRow) -> bool:
+        """Whether ``row``'s content is what the base holds for that same path."""
+        return self.base_entry(row.path) == row.entry
+
     def clear_base(self) -> None:
         """Empty the base manifest."""
         self.db.execute("DELETE FROM base")

@@ -920,12 +920,11 @@ class Project:
         the same bytes sit at another path) would be a change with no bytes
         left on disk to upload.
         """
-        base = self.index.base_entry(row.path)
-        if base is None:
+        if self.index.is_committed(row):
+            return None
+        if self.index.base_entry(row.path) is None:
             return "not on the server yet; push first"
-        if base != row.entry:
-            return "changed since the last push (the server holds other bytes for it); push first"
-        return None
+        return "changed since the last push (the server holds other bytes for it); push first"
 
     def evict(self, paths: list[str] | None = None) -> EvictResult:
         """Free the disk of files whose content is what the server holds for their path.
