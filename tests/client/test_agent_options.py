@@ -98,3 +98,8 @@ def test_state_file_is_replaced_whole(tmp_path: Path):
     st = load_state(tmp_path)
     assert st is not None and st.state == "online" and st.pending_files == 0
     assert [p.name for p in state_path(tmp_path).parent.iterdir()] == ["agent.json"]
+
+
+def test_a_rescan_interval_under_a_second_is_refused():
+    with pytest.raises(InvalidInput, match="rescan: must be at least 1"):
+        AgentOptions().updated({"rescan": 0})

@@ -137,7 +137,11 @@ def _option_value(name: str, value: Any, base: Path | None) -> Any:
         return parse_size(value) if isinstance(value, str) else int(value)
     if name == "window":
         return SyncWindow.parse(value) if isinstance(value, str) else value
-    if name in ("settle", "rescan", "pull_interval", "max_backoff"):
+    if name in ("rescan", "pull_interval", "max_backoff"):
+        if float(value) < 1:
+            raise ValueError("must be at least 1 (seconds)")
+        return float(value)
+    if name == "settle":
         if float(value) < 0:
             raise ValueError("must not be negative")
         return float(value)
