@@ -20,7 +20,6 @@ make a longer run and ``ROBOSYNC_MODEL_RANDOM=1`` a new seed
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -42,7 +41,8 @@ from robosync.client import Project
 from robosync.client.api import Api
 from robosync.client.case_tree import CaseTree
 from robosync.client.index import DIRNAME
-from tests.client.conftest import Robot, folder_digests
+from robosync.digest import digest_file
+from tests.client.conftest import Robot
 from tests.fixtures.server import ServerProcess
 
 EXAMPLES = int(os.environ.get("ROBOSYNC_MODEL_EXAMPLES", "5"))
@@ -67,10 +67,6 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
         proc.stop()
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _can_create(root: Path, rel: str) -> bool:
     """Whether a file ``rel`` can be created in ``root`` on a case-sensitive file system."""
     target = root / rel
@@ -85,7 +81,13 @@ def _can_create(root: Path, rel: str) -> bool:
 
 
 def _local_files(root: Path) -> dict[str, str]:
-    return folder_digests(root) if root.exists() else {}
+    """Every file of a project folder (``.robosync/`` excluded) → its robosync digest."""
+    out: dict[str, str] = {}
+    for p in root.rglob("*") if root.exists() else ():
+        rel = p.relative_to(root)
+        if p.is_file() and rel.parts[0] != DIRNAME:
+            out[rel.as_posix()] = digest_file(p).digest
+    return out
 
 
 class SyncModel(RuleBasedStateMachine):
@@ -177,7 +179,7 @@ class SyncModel(RuleBasedStateMachine):
         if files and _can_create(root, rel):
             source = root / files[pick % len(files)]
             # Moving bytes onto a path deleted earlier is a deliberate new add.
-            self.deleted.get(rel, set()).discard(_sha(source.read_bytes()))
+            self.deleted.get(rel, set()).discard(digest_file(source).digest)
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             os.rename(source, root / rel)
 
@@ -230,7 +232,7 @@ class SyncModel(RuleBasedStateMachine):
         home = self.space / f"clone-{uuid.uuid4().hex[:6]}"
         robot = Robot("cloner", self.robots[0].server, self.robots[0].token, home)
         robot.clone(self.project, version=version).close()
-        assert folder_digests(robot.root) == self._manifest(version)
+        assert _local_files(robot.root) == self._manifest(version)
         shutil.rmtree(home)
 
     # --- server views -----------------------------------------------------------

@@ -5,12 +5,14 @@ rows (``removed_in IS NULL``) are exactly the new version. Only paths the
 commit adds can create a clash (the previous version passed this check), and
 each is probed through the live case-key index ``(project_id, path_key)``:
 
-* an ancestor folder of a new path is a live file: one ``path_key IN (…)``
-  lookup of the distinct ancestor keys of the batch;
+* an ancestor folder of a new path is a live file: one equality probe per
+  distinct ancestor key of the commit;
 * a new path is a folder of a live path: one range probe per new path,
   ``key + '/' <= path_key < key + '0'`` (``'0'`` follows ``'/'`` in byte
-  order, and both databases compare paths by byte), batched over a
-  ``json_each`` / ``unnest`` list of keys.
+  order, and both databases compare paths by byte).
+
+Both are batched: one statement per 1000 keys over a ``json_each`` /
+``unnest`` list, with a correlated ``LIMIT 1`` probe per key.
 
 Keys are :func:`robosync.paths.case_key`, so ``Cam0`` against ``cam0/x.jpg``
 is refused too: the version must also fit a case-insensitive file system.
@@ -21,14 +23,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, String, bindparam, func, select, type_coerce
+from sqlalchemy import ColumnElement, String, bindparam, collate, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from robosync.errors import Unprocessable
 from robosync.paths import case_key
 from robosync.server.db.models import File
-from robosync.server.db.queries import one_of
 
 BATCH = 1000
 
@@ -47,55 +48,57 @@ def check_no_file_folder_clash(session: Session, project_id: int, new_paths: Seq
             cut = key.rfind("/", 0, cut)
     ancestors = sorted(under_ancestor)
     for start in range(0, len(ancestors), BATCH):
-        batch = ancestors[start : start + BATCH]
-        row = session.execute(
-            select(File.path, File.path_key)
-            .where(
-                File.project_id == project_id,
-                File.removed_in.is_(None),
-                one_of(session, File.path_key, batch),
-            )
-            .limit(1)
-        ).first()
-        if row is not None:
-            _clash(row.path, under_ancestor[row.path_key])
+        found = _first_live(session, project_id, ancestors[start : start + BATCH], below=False)
+        if found is not None:
+            key, file = found
+            _clash(file, under_ancestor[key])
     by_key = {case_key(p): p for p in new_paths}
     keys = sorted(by_key)
     for start in range(0, len(keys), BATCH):
-        found = _first_descendant(session, project_id, keys[start : start + BATCH])
+        found = _first_live(session, project_id, keys[start : start + BATCH], below=True)
         if found is not None:
             key, below = found
             _clash(by_key[key], below)
 
 
-def _first_descendant(session: Session, project_id: int, keys: list[str]) -> tuple[str, str] | None:
-    """``(key, live path under key/)`` for the first key that is a live folder."""
-    if session.get_bind().dialect.name == "postgresql":
+def _first_live(
+    session: Session, project_id: int, keys: list[str], *, below: bool
+) -> tuple[str, str] | None:
+    """``(key, live path)`` for the first key that is a live path (``below``: a live folder).
+
+    One index probe per key, batched in one statement over a list of keys.
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
         listed = func.unnest(bindparam(None, keys, type_=ARRAY(String))).table_valued("k")
         listed = listed.render_derived(name="keys")
     else:
         listed = func.json_each(json.dumps(keys)).table_valued("value").alias("keys")
     key: ColumnElement[str] = type_coerce(listed.c[0], String)
+    low, high = (key.concat("/"), key.concat("0")) if below else (key, key)
+    if postgresql:  # the bounds must compare like the column for its index to apply
+        low, high = collate(low, "C"), collate(high, "C")
+    match = File.path_key >= low if below else File.path_key == low
     # Only path_key, in path_key order: inside a commit that just added
     # thousands of rows, PostgreSQL's statistics still say the project is
     # empty, and with File.path selected it probed the (project_id, path)
     # index and filtered every row of the project for each key (34 s for
-    # 1,000 keys on 10,000 rows); this shape is an index-only range probe.
-    below = (
+    # 1,000 keys on 10,000 rows); this shape is an index-only probe.
+    found = (
         select(File.path_key)
         .where(
             File.project_id == project_id,
             File.removed_in.is_(None),
-            File.path_key >= key.concat("/"),
-            File.path_key < key.concat("0"),
+            match,
+            *([File.path_key < high] if below else []),
         )
         .order_by(File.path_key)
         .limit(1)
         .scalar_subquery()
     )
-    inner = select(key.label("key"), below.label("below")).select_from(listed).subquery()
+    inner = select(key.label("key"), found.label("found")).select_from(listed).subquery()
     row = session.execute(
-        select(inner.c.key, inner.c.below).where(inner.c.below.is_not(None)).limit(1)
+        select(inner.c.key, inner.c.found).where(inner.c.found.is_not(None)).limit(1)
     ).first()
     if row is None:
         return None
@@ -103,10 +106,10 @@ def _first_descendant(session: Session, project_id: int, keys: list[str]) -> tup
         select(File.path).where(
             File.project_id == project_id,
             File.removed_in.is_(None),
-            File.path_key == row.below,
+            File.path_key == row.found,
         )
     )
-    return row.key, path or row.below
+    return row.key, path or row.found
 
 
 def _clash(file: str, below: str) -> None:
