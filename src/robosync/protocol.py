@@ -28,6 +28,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 NDJSON = "application/x-ndjson"
 
 PROJECT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# A robot name: any printable text (no control characters).
+ROBOT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 MAX_INT = 2**63 - 1  # every integer the API stores is a signed 64-bit database column
 
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="content address, hex")]
@@ -124,6 +126,8 @@ class VersionInfo(BaseModel):
     files_removed: int
     file_count: int
     total_bytes: int
+    # Of ``files_added``, the paths whose content changed (0 from older servers).
+    files_modified: int = 0
 
 
 class VersionList(BaseModel):
@@ -253,6 +257,9 @@ class CommitHeader(BaseModel):
     base_version: int = Field(ge=0, le=MAX_INT - 1)
     # No NUL: PostgreSQL text cannot hold it.
     message: str = Field(default="", max_length=4096, pattern=r"^[^\x00]*$")
+    # The robot's own name (ROBOSYNC_ROBOT, or the folder's); the version records
+    # it instead of the token's robot, so two clones under one token differ.
+    robot: str | None = Field(default=None, min_length=1, max_length=200, pattern=ROBOT_PATTERN)
 
 
 class PutOp(BaseModel):
@@ -282,6 +289,7 @@ class CommitResult(BaseModel):
     files_removed: int
     file_count: int
     total_bytes: int
+    files_modified: int = 0
 
 
 class ManifestEntry(BaseModel):

@@ -143,3 +143,6 @@ def proxied(
     finally:
         proc.stop()
         proxy.stop()
+
+
+from tests.client.clirobot import cli_fleet  # noqa: E402, F401  (fixture for the CLI edge tests)

@@ -10,6 +10,7 @@ Import from here; the submodules may change::
 """
 
 from robosync.client.api import Api
+from robosync.client.history import Diff, Listing, get_file
 from robosync.client.leftout import LeftOut
 from robosync.client.lock import ProjectLocked
 from robosync.client.merge import Entry, MergeNote, Policy, merge
@@ -27,9 +28,11 @@ from robosync.client.settings import ClientSettings
 __all__ = [
     "Api",
     "ClientSettings",
+    "Diff",
     "Entry",
     "EvictResult",
     "LeftOut",
+    "Listing",
     "MergeNote",
     "NotAProject",
     "Policy",
@@ -39,5 +42,6 @@ __all__ = [
     "PushResult",
     "Status",
     "clone",
+    "get_file",
     "merge",
 ]

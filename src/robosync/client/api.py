@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from robosync import __version__
 from robosync.client.bandwidth import BandwidthLimiter
 from robosync.client.retry import Retrying
+from robosync.client.settings import check_server_url
 from robosync.client.trust import checked_changes, checked_entries, parsed_lines
 from robosync.errors import RobosyncError, error_from_body
 from robosync.protocol import (
@@ -87,7 +88,7 @@ class Api:
         transport: httpx.BaseTransport | None = None,
         limiter: BandwidthLimiter | None = None,
     ) -> None:
-        self.server = server.rstrip("/")
+        self.server = check_server_url(server.rstrip("/"))
         # The cap the transfers of this session go through (blob bodies, up and down).
         self.limiter = limiter
         self.retrying = retrying or Retrying()
@@ -293,6 +294,7 @@ class Api:
         *,
         message: str,
         idempotency_key: str,
+        robot: str | None = None,
     ) -> CommitResult:
         """Commit ``ops`` on ``base_version``; raises ConflictError if the head moved.
 
@@ -300,7 +302,7 @@ class Api:
         body; the same ``idempotency_key`` makes the server answer a retry with
         the first attempt's result.
         """
-        header = CommitHeader(base_version=base_version, message=message)
+        header = CommitHeader(base_version=base_version, message=message, robot=robot)
 
         def body() -> Iterator[bytes]:
             buf = [header.model_dump_json().encode(), b"\n"]

@@ -13,26 +13,34 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import httpx
 
 from robosync.client.api import Api
 from robosync.client.cli_teams import add_team_commands
+from robosync.client.cmdpaths import to_project_path, to_project_paths
+from robosync.client.history import get_file
 from robosync.client.merge import POLICIES, MergeNote
 from robosync.client.project import Project, PullResult, PushResult, clone
 from robosync.client.settings import ClientSettings
 from robosync.client.sizes import parse_size
 from robosync.client.transfer import DEFAULT_JOBS
-from robosync.errors import RateLimited, RobosyncError, Unauthorized, Unavailable
+from robosync.errors import InvalidInput, RateLimited, RobosyncError, Unauthorized, Unavailable
 
-# Exit codes: 0 done; 1 failed (one line on stderr says why); 2 bad usage
-# (argparse); 3 a push committed everything but some files it left out (each
-# named on stderr with its reason, and in --json `left_out`); 130 Ctrl-C.
-EXIT_FAILED = 1
-EXIT_LEFT_OUT = 3
-EXIT_INTERRUPTED = 130
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 file``, ``2 files``: a number with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+# Exit codes (docs/CLIENT.md): 0 done; 1 failed (one line on stderr says why,
+# or {"error": …} on stdout with --json); 2 bad usage; 3 a push committed
+# everything but some files it left out (each named on stderr with its reason,
+# and in --json `left_out`); 130 Ctrl-C.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEFT_OUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def human_bytes(n: float) -> str:
@@ -114,6 +122,20 @@ class Output:
         """A warning line on stderr."""
         self.err.write(f"robosync: warning: {message}\n")
 
+    def error(self, e: BaseException, line: str) -> None:
+        """The error: ``{"error": {...}}`` on stdout with ``--json``, else one stderr line."""
+        if self.as_json:
+            body = {
+                "error": {
+                    "code": error_code(e),
+                    "message": line,
+                    "details": e.details if isinstance(e, RobosyncError) else {},
+                }
+            }
+            self.out.write(json.dumps(body, default=str) + "\n")
+        else:
+            self.err.write(f"robosync: error: {line}\n")
+
     def progress(self) -> TerminalProgress | None:
         """A progress display if stderr is a terminal and output is not JSON."""
         return TerminalProgress(self.err) if self.err.isatty() and not self.as_json else None
@@ -130,9 +152,18 @@ def _notes_text(notes: list[MergeNote]) -> list[str]:
     ]
 
 
-def _warn_invalid(o: Output, invalid: list[tuple[str, str]]) -> None:
-    for path, reason in invalid:
-        o.warn(f"skipped {path!r}: {reason}; rename it to sync it")
+_SKIPPED_SHOWN = 20
+
+
+def _warn_skipped(o: Output, skipped: list[tuple[str, str]]) -> None:
+    """One report per scan of what it did not sync (invalid names, links, unreadable files)."""
+    if not skipped or o.as_json:  # with --json they are in the result's "invalid"
+        return
+    o.warn(f"{count(len(skipped), 'entry', 'entries')} not synced (rename or replace to sync):")
+    for path, reason in sorted(skipped)[:_SKIPPED_SHOWN]:
+        o.err.write(f"  {path!r}: {reason}\n")
+    if len(skipped) > _SKIPPED_SHOWN:
+        o.err.write(f"  … and {len(skipped) - _SKIPPED_SHOWN} more (see --json)\n")
 
 
 def cmd_login(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
@@ -145,7 +176,7 @@ def cmd_login(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     path = s.save_login(a.server, a.token)
     o.result(
         {"server": a.server, "credentials": str(path), "projects": len(projects)},
-        f"logged in to {a.server} ({len(projects)} projects); token saved in {path}",
+        f"logged in to {a.server} ({count(len(projects), 'project')}); token saved in {path}",
     )
     return 0
 
@@ -158,12 +189,16 @@ def cmd_projects(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
         projects = api.list_projects()
     finally:
         api.close()
+    header = f"{'PROJECT':40} {'ROLE':5} {'VERSION':>7} {'FILES':>8} {'SIZE':>11}"
     lines = [
-        f"{p.owner + '/' + p.name:40} {p.role:5} v{p.head_version:<6} {p.file_count:>8} files "
+        f"{p.owner + '/' + p.name:40} {p.role:5} {'v' + str(p.head_version):>7} {p.file_count:>8} "
         f"{human_bytes(p.total_bytes):>11}"
         for p in projects
     ]
-    o.result([p.model_dump(mode="json") for p in projects], "\n".join(lines) or "no projects yet")
+    text = (
+        "\n".join([header, *lines]) if lines else "no projects yet; create one with `robosync init`"
+    )
+    o.result([p.model_dump(mode="json") for p in projects], text)
     return 0
 
 
@@ -194,7 +229,7 @@ def cmd_clone(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
         n = p.index.base_count()
         o.result(
             {"project": p.config.project_name, "version": v, "files": n, "dir": str(p.root)},
-            f"cloned {p.config.project_name} v{v}: {n} files into {p.root}",
+            f"cloned {p.config.project_name} v{v}: {count(n, 'file')} into {p.root}",
         )
     return 0
 
@@ -219,11 +254,16 @@ def cmd_status(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
         ):
             lines.extend(f"  {label + ':':15} {path}" for path in paths)
         lines.extend(f"  {'not scanned:':15} {x.path} ({x.reason})" for x in st.left_out)
+        if st.remote_only:
+            lines.append(
+                f"{count(len(st.remote_only), 'file')} from other robots not on disk yet: "
+                "run `robosync pull`"
+            )
         if not (st.added or st.modified or st.deleted):
             lines.append("no local changes")
         return "\n".join(lines)
 
-    _warn_invalid(o, st.invalid)
+    _warn_skipped(o, st.invalid)
     o.result(st.to_dict(), text)
     return 0
 
@@ -231,16 +271,22 @@ def cmd_status(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
 def _push_text(r: PushResult) -> str:
     if not r.committed and not r.merged:
         if r.left_out:
-            return f"nothing committed (v{r.version}): {len(r.left_out)} files left out"
+            return f"nothing committed (v{r.version}): {count(len(r.left_out), 'file')} left out"
         return f"nothing to push (v{r.version})"
     lines = _notes_text(r.merged)
     lines.append(
-        f"pushed v{r.version}: +{r.added} ~{r.modified} -{r.deleted} files; "
-        f"uploaded {r.uploaded_blobs} blobs ({human_bytes(r.bytes_sent)}), "
+        f"pushed v{r.version}: +{r.added} ~{r.modified} -{r.deleted} "
+        f"{'file' if r.added + r.modified + r.deleted == 1 else 'files'}; "
+        f"uploaded {count(r.uploaded_blobs, 'blob')} ({human_bytes(r.bytes_sent)}), "
         f"{r.already_present} already on the server"
-        + (f", {r.parts_skipped} parts resumed" if r.parts_skipped else "")
-        + (f"; {len(r.left_out)} files left out" if r.left_out else "")
+        + (f", {count(r.parts_skipped, 'part')} resumed" if r.parts_skipped else "")
+        + (f"; {count(len(r.left_out), 'file')} left out" if r.left_out else "")
     )
+    if r.not_downloaded:
+        lines.append(
+            f"{count(r.not_downloaded, 'file')} from other robots "
+            f"{'is' if r.not_downloaded == 1 else 'are'} not on disk yet: run `robosync pull`"
+        )
     return "\n".join(lines)
 
 
@@ -248,7 +294,7 @@ def cmd_push(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Upload and commit local changes."""
     with Project.open(a.project_dir, settings=s) as p:
         r = p.push(jobs=a.jobs, policy=a.policy, message=a.message, progress=o.progress())
-    _warn_invalid(o, r.invalid)
+    _warn_skipped(o, r.invalid)
     for item in r.left_out:
         o.warn(f"left out {item.path}: {item.reason}; the next push picks it up")
     o.result(r.to_dict(), lambda: _push_text(r))
@@ -268,7 +314,7 @@ def cmd_pull(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Bring the folder to the server's head."""
     with Project.open(a.project_dir, settings=s) as p:
         r = p.pull(jobs=a.jobs, policy=a.policy, progress=o.progress())
-    _warn_invalid(o, r.invalid)
+    _warn_skipped(o, r.invalid)
     o.result(r.to_dict(), lambda: _pull_text(r, "pulled"))
     return 0
 
@@ -277,30 +323,45 @@ def cmd_log(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Show the history."""
     with Project.open(a.project_dir, settings=s) as p:
         versions = p.log()
-    lines = [
-        f"v{v.number:<5} {v.created_at:%Y-%m-%d %H:%M:%S} {v.robot:16} "
-        f"+{v.files_added} -{v.files_removed} ({v.file_count} files) {v.message}"
-        for v in versions
-    ]
+    header = f"{'VERSION':7} {'DATE (UTC)':19} {'ROBOT':16} {'CHANGES':17} {'FILES':>8} MESSAGE"
+    lines = [header]
+    for v in versions:
+        added = v.files_added - v.files_modified
+        changes = f"+{added} ~{v.files_modified} -{v.files_removed}"
+        when = v.created_at.astimezone(UTC)
+        lines.append(
+            f"{'v' + str(v.number):7} {when:%Y-%m-%d %H:%M:%S} {v.robot:16} {changes:17} "
+            f"{v.file_count:>8} {v.message}".rstrip()
+        )
     o.result([v.model_dump(mode="json") for v in versions], "\n".join(lines))
     return 0
+
+
+def _here(a: argparse.Namespace) -> Path:
+    """The folder command-line paths are relative to (``-C DIR``, else the current one)."""
+    return Path(a.project_dir).resolve()
 
 
 def cmd_rm(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Delete files from the project (committed at the next push)."""
     with Project.open(a.project_dir, settings=s) as p:
-        removed = p.rm(a.paths)
-    o.result({"removed": removed}, f"removed {len(removed)} files; run `robosync push` to commit")
+        removed = p.rm(to_project_paths(p.root, a.paths, _here(a)))
+    o.result(
+        {"removed": removed},
+        f"removed {count(len(removed), 'file')}; run `robosync push` to commit",
+    )
     return 0
 
 
 def cmd_evict(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Free disk of files already on the server."""
     with Project.open(a.project_dir, settings=s) as p:
-        r = p.evict(a.paths or None)
+        r = p.evict(to_project_paths(p.root, a.paths, _here(a)) or None)
     for path, why in r.kept:
         o.warn(f"kept {path}: {why}")
-    o.result(r.to_dict(), f"evicted {len(r.evicted)} files, freed {human_bytes(r.bytes_freed)}")
+    o.result(
+        r.to_dict(), f"evicted {count(len(r.evicted), 'file')}, freed {human_bytes(r.bytes_freed)}"
+    )
     # Named files that were refused fail the command; `evict` of everything
     # skipping unpushed files is its normal work.
     return 1 if a.paths and r.kept else 0
@@ -309,18 +370,22 @@ def cmd_evict(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
 def cmd_fetch(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Download evicted files back."""
     with Project.open(a.project_dir, settings=s) as p:
-        r = p.fetch(a.paths or None, jobs=a.jobs, progress=o.progress())
+        paths = to_project_paths(p.root, a.paths, _here(a)) or None
+        r = p.fetch(paths, jobs=a.jobs, progress=o.progress())
     o.result(r.to_dict(), lambda: _pull_text(r, "fetched at"))
     return 0
 
 
 def cmd_restore(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
-    """Bring back a file as it was in a version."""
+    """Bring back a file or folder as it was in a version."""
     with Project.open(a.project_dir, settings=s) as p:
-        p.restore(a.path, a.version, progress=o.progress())
+        path = to_project_path(p.root, a.path, _here(a))
+        r = p.restore(path, a.version, progress=o.progress())
+    n = r.downloaded + r.copied
     o.result(
-        {"path": a.path, "version": a.version},
-        f"restored {a.path} from v{a.version}; run `robosync push` to commit it",
+        {"path": path, "version": a.version, **r.to_dict()},
+        f"restored {count(n, 'file')} of {path or 'the project'} from v{a.version}; "
+        "run `robosync push` to commit",
     )
     return 0
 
@@ -392,31 +457,92 @@ def _agent_status(folders: list[str], o: Output) -> int:
     return 0
 
 
+def cmd_ls(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
+    """List the files of a version."""
+    with Project.open(a.project_dir, settings=s) as p:
+        paths = to_project_paths(p.root, a.paths, _here(a))
+        listing = p.ls(paths, version=a.version)
+
+    def text() -> str:
+        lines = []
+        for f in listing.files:
+            digest = f" {f.digest}" if a.long else ""
+            lines.append(f"{f.size:>12}{digest}  {f.path}")
+        lines.append(
+            f"v{listing.version}: {count(len(listing.files), 'file')}, "
+            f"{human_bytes(listing.total_bytes)}"
+        )
+        return "\n".join(lines)
+
+    o.result(listing.to_dict(), text)
+    return 0
+
+
+def cmd_get(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
+    """Download one file of any version of a project, without a clone."""
+    version, entry, written = get_file(
+        a.project, a.path, a.output, version=a.version, settings=s, progress=o.progress()
+    )
+    if written is None:  # the bytes went to stdout
+        return 0
+    o.result(
+        {"project": a.project, "version": version, **entry.model_dump(), "written": str(written)},
+        f"wrote {written} ({human_bytes(entry.size)}, {entry.path} of v{version}, verified)",
+    )
+    return 0
+
+
+def cmd_diff(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
+    """Show what changed between two versions, or a version (default head) and the folder."""
+    with Project.open(a.project_dir, settings=s) as p:
+        d = p.diff(a.old, a.new, progress=o.progress())
+
+    def text() -> str:
+        lines = [
+            f"{mark} {path}"
+            for mark, items in (("+", d.added), ("~", d.modified), ("-", d.deleted))
+            for path, _ in items
+        ]
+        lines.sort(key=lambda line: line[2:])
+        n = len(d.added) + len(d.modified) + len(d.deleted)
+        lines.append(
+            f"{d.old} -> {d.new}: +{len(d.added)} ~{len(d.modified)} -{len(d.deleted)} "
+            f"{'file' if n == 1 else 'files'}"
+        )
+        return "\n".join(lines)
+
+    o.result(d.to_dict(), text)
+    return 0
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``robosync``."""
 
-    def global_options(suppress: bool) -> argparse.ArgumentParser:
+    def global_options(suppress: bool) -> _Parser:
         # Sub-commands accept the global options too; SUPPRESS keeps their
         # defaults from overwriting a value given before the sub-command.
         def d(value: object) -> object:
             return argparse.SUPPRESS if suppress else value
 
-        g = argparse.ArgumentParser(add_help=False)
+        g = _Parser(add_help=False)
         g.add_argument("--json", action="store_true", default=d(False), help="machine output")
         g.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
         g.add_argument("-C", dest="project_dir", default=d("."), help="project folder")
         return g
 
     common = global_options(suppress=True)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="robosync",
         description="Sync robot images with a robosync server.",
         parents=[global_options(suppress=False)],
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def add(name: str, fn: Callable[..., int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, parents=[common])
@@ -468,7 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
     policy(p)
     bwlimit(p)
     add("log", cmd_log, "show the project's versions")
-    p = add("rm", cmd_rm, "delete files from the project (committed by the next push)")
+    p = add(
+        "rm",
+        cmd_rm,
+        "delete files or folders from the project (committed by the next push); "
+        "paths are relative to the current folder",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p = add("evict", cmd_evict, "free disk of files the server holds (all if no PATH)")
     p.add_argument("paths", nargs="*", metavar="PATH")
@@ -476,11 +607,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH")
     jobs(p)
     bwlimit(p)
-    p = add("restore", cmd_restore, "bring back PATH as it was in a version")
-    p.add_argument("path")
+    p = add(
+        "restore",
+        cmd_restore,
+        "bring back PATH (a file or a folder) as it was in a version; push commits it",
+    )
+    p.add_argument("path", metavar="PATH")
     p.add_argument("--version", type=int, required=True)
     add_team_commands(add)
     _add_agent(add("agent", cmd_agent, AGENT_HELP), jobs, bwlimit)
+    p = add("ls", cmd_ls, "list the files of a version (default head) with their sizes")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="only these files or folders")
+    p.add_argument("--version", type=int, help="version to list (default head)")
+    p.add_argument("--long", "-l", action="store_true", help="show each file's digest too")
+    p = add(
+        "get",
+        cmd_get,
+        "download one file of any version of a project, without a clone (verified)",
+    )
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("path", metavar="PATH", help="the file's path in the project")
+    p.add_argument("--version", type=int, help="version to read (default head)")
+    p.add_argument(
+        "-o",
+        dest="output",
+        metavar="FILE",
+        help="where to write it (default: its name here; - for stdout)",
+    )
+    p = add(
+        "diff",
+        cmd_diff,
+        "what changed: `diff` head vs the folder, `diff A` version A vs the folder, "
+        "`diff A B` version A vs version B",
+    )
+    p.add_argument("old", nargs="?", type=int, metavar="A", help="older version (default head)")
+    p.add_argument(
+        "new", nargs="?", type=int, metavar="B", help="newer version (default the folder)"
+    )
     return parser
 
 
@@ -562,6 +725,32 @@ def _disk_full(e: BaseException) -> bool:
     return isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e)
 
 
+class UsageError(InvalidInput):
+    """The command line is wrong (unknown option, missing argument)."""
+
+    code = "usage"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises :class:`UsageError` instead of printing and exiting, so ``--json`` can report it."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+def error_code(e: BaseException) -> str:
+    """The machine-readable code of an error (``--json``)."""
+    if _disk_full(e):
+        return "disk_full"
+    if isinstance(e, RobosyncError):
+        return e.code
+    if isinstance(e, httpx.TransportError):
+        return "unreachable"
+    if isinstance(e, OSError):
+        return "os_error"
+    return "unexpected"
+
+
 def _error_line(e: BaseException) -> str:
     if _disk_full(e):
         where = f" at {e.filename}" if isinstance(e, OSError) and e.filename else ""
@@ -583,7 +772,14 @@ def _error_line(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``robosync``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        Output("--json" in argv, sys.stdout, sys.stderr).error(e, e.message)
+        if "--json" not in argv:
+            sys.stderr.write("robosync: run `robosync --help` for the commands\n")
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="robosync: %(levelname)s: %(message)s",
@@ -602,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
-        sys.stderr.write(f"robosync: error: {_error_line(e)}\n")
+        out.error(e, _error_line(e))
         return EXIT_FAILED
 
 

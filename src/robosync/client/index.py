@@ -232,6 +232,11 @@ class Index:
         ).fetchall()
         return [FileRow(*r) for r in rows]
 
+    def count_in_state(self, state: str) -> int:
+        """How many rows are in ``state``."""
+        row = self.db.execute("SELECT count(*) FROM files WHERE state = ?", (state,)).fetchone()
+        return int(row[0])
+
     # --- base -------------------------------------------------------------
 
     def base_entry(self, path: str) -> Entry | None:

@@ -30,6 +30,8 @@ import httpx
 from robosync.client import confined
 from robosync.client.api import Api
 from robosync.client.bandwidth import process_limiter
+from robosync.client.cmdpaths import check_selectors, matches
+from robosync.client.history import Diff, Listing, diff_manifests, list_version, manifest_of
 from robosync.client.index import (
     DIRNAME,
     EVICTED,
@@ -46,7 +48,7 @@ from robosync.client.lock import ProjectLocked, folder_lock
 from robosync.client.merge import Change, Entry, MergeNote, MergeResult, Policy, merge
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying
-from robosync.client.scan import ScanReport, scan
+from robosync.client.scan import ScanReport, disk_name, disk_path, scan
 from robosync.client.settings import ClientSettings
 from robosync.client.teams import find_project
 from robosync.client.transfer import (
@@ -110,6 +112,9 @@ class PushResult:
     parts_skipped: int = 0
     bytes_sent: int = 0
     commit_attempts: int = 0
+    # Files other robots changed that a merging push recorded but did not
+    # download (a push never spends bandwidth on them): `pull` brings them.
+    not_downloaded: int = 0
     merged: list[MergeNote] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
     # Files that changed, vanished or could not be read during this push: not
@@ -214,12 +219,6 @@ def write_atomically(dest: Path, source: bytes | bytearray | memoryview | IO[byt
     confined.write_file(dest.parent, dest.name, confined.filler(source))
 
 
-def _matches(path: str, selectors: list[str] | None) -> bool:
-    if not selectors:
-        return True
-    return any(path == s or path.startswith(s.rstrip("/") + "/") for s in selectors)
-
-
 def _ops(changes: Mapping[str, Change]) -> Iterator[PutOp | DeleteOp]:
     for path in sorted(changes):
         c = changes[path]
@@ -235,11 +234,16 @@ def _ops(changes: Mapping[str, Change]) -> Iterator[PutOp | DeleteOp]:
 class Project:
     """A project folder bound to its server project."""
 
-    def __init__(self, root: Path, config: ProjectConfig, api: Api) -> None:
+    def __init__(
+        self, root: Path, config: ProjectConfig, api: Api, robot: str | None = None
+    ) -> None:
         self.root = root
         self.config = config
         self.api = api
         self.index = Index(root)
+        # The one rule (settings.robot_name): ROBOSYNC_ROBOT wins, else the
+        # name saved in the folder by init/clone (--robot, else the host name).
+        self.robot = robot or config.robot
 
     # --- opening ----------------------------------------------------------
 
@@ -257,7 +261,9 @@ class Project:
         root = find_root(path)
         config = ProjectConfig.load(root)
         server = settings.server or config.server
-        return cls(root, config, connect(settings, server, token, retrying=retrying))
+        return cls(
+            root, config, connect(settings, server, token, retrying=retrying), settings.robot
+        )
 
     @classmethod
     def init(
@@ -407,6 +413,29 @@ class Project:
             self.config.save(self.root)
         return info
 
+    # --- history (read-only; the work is in history.py) ----------------------
+
+    def ls(self, paths: Iterable[str] = (), version: int | None = None) -> Listing:
+        """The files of ``version`` (head if ``None``) under project ``paths`` (all if none)."""
+        return list_version(self.api, self.config.project_id, version, paths)
+
+    def diff(
+        self,
+        old: int | None = None,
+        new: int | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Diff:
+        """What changed from version ``old`` (default head) to ``new`` (default: the folder)."""
+        old_v, old_files = manifest_of(self.api, self.config.project_id, old)
+        if new is not None:
+            new_v, new_files = manifest_of(self.api, self.config.project_id, new)
+            return diff_manifests(f"v{old_v}", old_files, f"v{new_v}", new_files)
+        with self._locked():
+            self._scan(progress or NoProgress())
+        folder = {r.path: r.entry for r in self.index.file_rows()}
+        return diff_manifests(f"v{old_v}", old_files, "folder", folder)
+
     # --- push -------------------------------------------------------------
 
     def push(
@@ -449,6 +478,7 @@ class Project:
                     self._commit_with_merges(
                         transfer, changes, uploaded, policy, message, result, left_out
                     )
+                result.not_downloaded = self.index.count_in_state(REMOTE)
             finally:
                 transfer.close()
                 self._copy_stats(transfer.stats, result)
@@ -532,7 +562,7 @@ class Project:
                     r.digest,
                     r.size,
                     r.block_hashes(),
-                    self.root / r.path,
+                    disk_path(self.root, r.path),
                     Stamp(r.size, r.mtime_ns, r.inode),
                 )
                 for r in (rows[0] for rows in holders.values())
@@ -572,6 +602,7 @@ class Project:
                     base,
                     lambda snapshot=snapshot: _ops(snapshot),  # type: ignore[misc]
                     message=message,
+                    robot=self.robot,
                     idempotency_key=key,
                 )
             except ConflictError:
@@ -691,7 +722,7 @@ class Project:
             local,
             remote,
             policy=policy,
-            robot=self.config.robot,
+            robot=self.robot,
             local_mtimes=mtimes,
             remote_time=remote_time,
             taken=lambda p: self.index.file(p) is not None or self.index.base_entry(p) is not None,
@@ -756,14 +787,14 @@ class Project:
             if row.state == LOCAL:
                 # A file deleted during this push was left out; its row still moves.
                 with contextlib.suppress(FileNotFoundError):
-                    confined.rename_file(self.root, path, copy)
+                    confined.rename_file(self.root, disk_name(self.root, path), copy)
                 confined.prune_empty_folders(self.root, path)
             moves.append((row, copy))
         return moves, dropped
 
     def _unlink(self, path: str) -> None:
         """Remove a file and the folders it leaves empty (a file may take their place)."""
-        confined.remove_file(self.root, path)
+        confined.remove_file(self.root, disk_name(self.root, path))
         confined.prune_empty_folders(self.root, path)
 
     # --- pull, fetch, restore, clone -----------------------------------------
@@ -793,15 +824,15 @@ class Project:
     ) -> PullResult:
         """Download evicted (and not yet downloaded) files, all or those under ``paths``."""
         progress = progress or NoProgress()
-        selectors = [normalize_path(p) for p in paths] if paths else None
+        selectors = check_selectors(paths) if paths else None
         with self._locked():
             rows = [
                 r
                 for r in self.index.paths_in_state(EVICTED) + self.index.paths_in_state(REMOTE)
-                if _matches(r.path, selectors)
+                if matches(r.path, selectors)
             ]
             if selectors and not rows:
-                raise NotFound(f"nothing to fetch under {', '.join(selectors)}")
+                raise NotFound(f"nothing to fetch under {_listed(selectors)}")
             result = PullResult(self.index.base_version)
             self._download_rows(rows, jobs, progress, result)
             return result
@@ -813,19 +844,25 @@ class Project:
         *,
         progress: Progress | None = None,
     ) -> PullResult:
-        """Put ``path`` as it was in ``version`` into the folder (push to commit it)."""
-        rel = validate_path(normalize_path(path))
+        """Put ``path`` (a file or a folder) as it was in ``version`` into the folder.
+
+        Push commits it. Files of the folder that were not in ``version`` are
+        left alone.
+        """
+        selectors = check_selectors([path])
         with self._locked():
-            found: Entry | None = None
+            targets: list[DownloadTarget] = []
             with self.api.manifest(self.config.project_id, version) as (_, entries):
                 for e in entries:
-                    if e.path == rel:
-                        found = Entry(e.digest, e.size)
-            if found is None:
-                raise NotFound(f"{rel} is not in version {version}; see `robosync log`")
+                    if matches(e.path, selectors):
+                        targets.append(DownloadTarget(e.path, e.digest, e.size))
+            if not targets:
+                raise NotFound(
+                    f"{_listed(selectors)} is not in version {version}; "
+                    "see `robosync log` and `robosync ls --version N`"
+                )
             result = PullResult(self.index.base_version)
-            target = DownloadTarget(rel, found.digest, found.size)
-            self._download([target], DEFAULT_JOBS, progress or NoProgress(), result)
+            self._download(targets, DEFAULT_JOBS, progress or NoProgress(), result)
             return result
 
     def _download_rows(
@@ -836,7 +873,7 @@ class Project:
 
     def _local_source(self, digest: str) -> str | None:
         for row in self.index.files_with_digest(digest):
-            st = confined.stat_file(self.root, row.path)
+            st = confined.stat_file(self.root, disk_name(self.root, row.path))
             if st is None:
                 continue
             if (st.st_size, st.st_mtime_ns, st.st_ino) == (row.size, row.mtime_ns, row.inode):
@@ -895,19 +932,19 @@ class Project:
 
     def rm(self, paths: list[str]) -> list[str]:
         """Delete files (or folders) from the project; the next push commits the deletions."""
-        selectors = [validate_path(normalize_path(p.rstrip("/"))) for p in paths]
+        selectors = check_selectors(paths)
         with self._locked():
             self._scan(NoProgress())
-            rows = [r for r in self.index.file_rows() if _matches(r.path, selectors)]
-            missing = [s for s in selectors if not any(_matches(r.path, [s]) for r in rows)]
+            rows = [r for r in self.index.file_rows() if matches(r.path, selectors)]
+            missing = [s for s in selectors if not any(matches(r.path, [s]) for r in rows)]
             if missing:
-                raise NotFound(f"not in the project: {', '.join(missing)}")
+                raise NotFound(f"not in the project: {_listed(missing)}")
             for r in rows:
                 if r.state == LOCAL:
                     # Behind a symlink the file is not the project's to delete:
                     # the path leaves the project, what the link points to stays.
                     with contextlib.suppress(confined.SymlinkInPath, confined.NotAFolder):
-                        confined.remove_file(self.root, r.path)
+                        confined.remove_file(self.root, disk_name(self.root, r.path))
             with self.index.transaction():
                 self.index.remove_files(r.path for r in rows)
             return sorted(r.path for r in rows)
@@ -932,17 +969,15 @@ class Project:
         A file with a change not pushed yet is kept and listed in ``kept``
         with the reason.
         """
-        selectors = [normalize_path(p.rstrip("/")) for p in paths] if paths else None
+        selectors = check_selectors(paths) if paths else None
         result = EvictResult()
         with self._locked():
             self._scan(NoProgress())
             rows = [
-                r
-                for r in self.index.file_rows()
-                if r.state == LOCAL and _matches(r.path, selectors)
+                r for r in self.index.file_rows() if r.state == LOCAL and matches(r.path, selectors)
             ]
             if selectors and not rows:
-                raise NotFound(f"no local file under {', '.join(selectors)}")
+                raise NotFound(f"no local file under {_listed(selectors)}")
             freed: list[FileRow] = []
             for r in sorted(rows, key=lambda r: r.path):
                 reason = self._eviction_refusal(r)
@@ -950,7 +985,7 @@ class Project:
                     result.kept.append((r.path, reason))
                     continue
                 try:
-                    confined.remove_file(self.root, r.path)
+                    confined.remove_file(self.root, disk_name(self.root, r.path))
                 except (confined.SymlinkInPath, confined.NotAFolder) as e:
                     result.kept.append((r.path, e.message))
                     continue
@@ -961,6 +996,10 @@ class Project:
             result.evicted = [r.path for r in freed]
             result.bytes_freed = sum(r.size for r in freed)
         return result
+
+
+def _listed(selectors: list[str]) -> str:
+    return ", ".join(s or "the project folder" for s in selectors)
 
 
 def clone(

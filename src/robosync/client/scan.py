@@ -47,6 +47,8 @@ class ScanReport:
     hashed: int = 0
     hashed_bytes: int = 0
     removed: int = 0
+    # Entries not synced, with why: invalid names, symbolic links, NFC twins,
+    # unreadable folders. One list, so every command reports them the same way.
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     # Changed, vanished or unreadable while hashed: not indexed now, hashed next time.
     left_out: list[LeftOut] = field(default_factory=list)
@@ -70,9 +72,43 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
+SYMLINK_SKIPPED = "a symbolic link (robosync syncs regular files only; links are not followed)"
+
+
+def disk_path(root: Path, path: str) -> Path:
+    """Where project ``path`` (NFC) is on disk: its own name, or a name that normalises to it.
+
+    macOS (and files copied from it) store names in NFD; the project path is
+    the NFC form, so the file must be opened by the name it really has.
+    """
+    direct = root / path
+    if os.path.lexists(direct):
+        return direct
+    here = root
+    for segment in path.split("/"):
+        candidate = here / segment
+        if not os.path.lexists(candidate):
+            try:
+                names = os.listdir(here)
+            except OSError:
+                return direct
+            match = next((n for n in names if normalize_path(n) == segment), None)
+            if match is None:
+                return direct
+            candidate = here / match
+        here = candidate
+    return here
+
+
+def disk_name(root: Path, path: str) -> str:
+    """:func:`disk_path` relative to ``root``: the name to hand to :mod:`confined`."""
+    return disk_path(root, path).relative_to(root).as_posix()
+
+
 def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
     """Regular files under ``root`` (not ``.robosync/`` nor temp files), stat'ed."""
     stack = [(str(root), "")]
+    seen_names: dict[str, str] = {}  # NFC project path -> name on disk
     while stack:
         disk_dir, rel_dir = stack.pop()
         try:
@@ -91,6 +127,19 @@ def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished while walking
+            if stat_mod.S_ISLNK(st.st_mode):
+                report.invalid.append((rel, SYMLINK_SKIPPED))
+                continue
+            twin = seen_names.get(rel)
+            if twin is not None:
+                report.invalid.append(
+                    (
+                        entry.path[len(str(root)) + 1 :],
+                        f"same name as {twin!r} once normalised to Unicode NFC; rename one",
+                    )
+                )
+                continue
+            seen_names[rel] = entry.path[len(str(root)) + 1 :]
             if stat_mod.S_ISDIR(st.st_mode):
                 stack.append((entry.path, rel))
             elif stat_mod.S_ISLNK(st.st_mode):

@@ -5,7 +5,8 @@ server URL, with the server of the last login as the default. The config dir
 is ``$ROBOSYNC_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/robosync``, else
 ``~/.config/robosync``. ``ROBOSYNC_SERVER`` and ``ROBOSYNC_TOKEN`` override
 the saved ones (several robots on one machine, CI); ``ROBOSYNC_ROBOT`` names
-the robot (default: the host name); ``ROBOSYNC_BWLIMIT`` caps the bandwidth
+the robot, over the name a folder saved at init/clone (default: the host name);
+``ROBOSYNC_BWLIMIT`` caps the bandwidth
 of blob transfers (``2M``: bytes per second, see ``--bwlimit``).
 """
 
@@ -26,6 +27,18 @@ from robosync.errors import InvalidInput, Unauthorized
 def normalize_server(url: str) -> str:
     """A server URL without trailing slash (the key credentials are stored under)."""
     return url.strip().rstrip("/")
+
+
+def check_server_url(url: str) -> str:
+    """``url`` if it starts with ``http://`` or ``https://``, else a clear error at once."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest:
+        raise InvalidInput(
+            f"server URL {url!r} has no http:// or https:// scheme; "
+            f"use for example http://{rest if sep else url}",
+            {"server": url},
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,14 @@ class ClientSettings:
         )
 
     def robot_name(self, explicit: str | None = None) -> str:
-        """This robot's name: explicit, else ``ROBOSYNC_ROBOT``, else the host name."""
+        """The name a new folder saves: explicit (``--robot``), else ``ROBOSYNC_ROBOT``, else host.
+
+        The one rule for the robot name: ``ROBOSYNC_ROBOT`` when set, else the
+        name saved in the folder (``.robosync/config.json``) by ``init``/``clone``
+        from this function. It names conflict copies and is recorded in each
+        version the robot commits (``log``); two clones on one host differ by
+        ``--robot`` at clone time or by their own ``ROBOSYNC_ROBOT``.
+        """
         return explicit or self.robot or socket.gethostname() or "robot"
 
 

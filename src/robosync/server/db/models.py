@@ -313,6 +313,8 @@ class Version(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     files_added: Mapped[int] = mapped_column(Integer, default=0)
     files_removed: Mapped[int] = mapped_column(Integer, default=0)
+    # Of files_added, the paths whose content changed (an older row: 0).
+    files_modified: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     file_count: Mapped[int] = mapped_column(BigInteger, default=0)
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 

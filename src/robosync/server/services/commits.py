@@ -12,8 +12,10 @@ end result, and "absent" already holds); a put of the exact content a path
 already has is a no-op too. A version must be checkable out: new paths may
 not be case twins of live ones, nor files where a folder is (or the reverse;
 ``checkout.py``); the transaction rolls back and the answer is 422.
-``files_added`` counts paths whose content was added or changed,
-``files_removed`` paths that disappeared.
+``files_added`` counts paths whose content was added or changed
+(``files_modified`` those of them that changed), ``files_removed`` paths that
+disappeared. The version records the robot name the commit header gives (the
+client's ``ROBOSYNC_ROBOT`` or folder name), else the token's robot.
 """
 
 from __future__ import annotations
@@ -258,6 +260,7 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
         version=new,
         files_added=len(inserts),
         files_removed=sum(1 for p in delta.deletes if p in live),
+        files_modified=sum(1 for p, *_ in inserts if p in live),
         file_count=project.file_count,
         total_bytes=project.total_bytes,
     )
@@ -265,11 +268,12 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
         Version(
             project_id=project_id,
             number=new,
-            robot=who.robot,
+            robot=delta.header.robot or who.robot,
             message=delta.header.message,
             created_at=now,
             files_added=result.files_added,
             files_removed=result.files_removed,
+            files_modified=result.files_modified,
             file_count=result.file_count,
             total_bytes=result.total_bytes,
         )

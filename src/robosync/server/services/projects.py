@@ -178,6 +178,7 @@ def list_versions(
             created_at=v.created_at,
             files_added=v.files_added,
             files_removed=v.files_removed,
+            files_modified=v.files_modified,
             file_count=v.file_count,
             total_bytes=v.total_bytes,
         )

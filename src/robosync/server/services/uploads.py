@@ -22,7 +22,7 @@ from robosync.digest import (
     digest_from_s3_checksum,
     digest_of_block_hashes,
 )
-from robosync.errors import InvalidInput, RobosyncError, Unavailable
+from robosync.errors import InvalidInput, NotFound, RobosyncError, Unavailable
 from robosync.protocol import (
     CompleteItem,
     CompleteResult,
@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 _GC_BUSY = (
     "garbage collection deleted this blob while it was being completed; ask POST /v1/uploads again"
+)
+_UPLOAD_GONE = (
+    "the store no longer has this upload (another completion of it finished first, e.g. "
+    "that of a push killed while completing); ask POST /v1/uploads again"
 )
 _STORED_MEANWHILE = (
     "another upload stored this blob first, so this one proves nothing; "
@@ -457,6 +461,11 @@ def _complete_multipart(
     assert upload.upload_id is not None
     try:
         store.complete_multipart(key, upload.upload_id, parts)
+    except NotFound:
+        # NoSuchUpload: a concurrent completion of this same upload consumed it
+        # (its answer may still be on the way). Not a proof for this call; a
+        # fresh plan finds the blob present, or opens a new upload.
+        return _UPLOAD_GONE
     except Exception as e:
         # Only this call's own completion proves the caller's parts: an object
         # already under the key may be anybody's. (A retry after a success the
@@ -481,5 +490,5 @@ def _verify(size: int, checksum: str | None, upload: Upload) -> str | None:
 
 def _failed(item: CompleteItem, reason: str) -> CompleteResult:
     # Lost races, not bad bytes: planning again gives an upload that succeeds.
-    retry = reason in (_STORED_MEANWHILE, _GC_BUSY)
+    retry = reason in (_STORED_MEANWHILE, _GC_BUSY, _UPLOAD_GONE)
     return CompleteResult(digest=item.digest, status="failed", error=reason, retry=retry)
