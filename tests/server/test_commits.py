@@ -169,6 +169,7 @@ def test_manifest_and_changes_follow_the_versions(alice: Robot) -> None:
     assert r2.json() == {
         "version": 2,
         "files_added": 2,
+        "files_modified": 1,
         "files_removed": 1,
         "file_count": 3,
         "total_bytes": 150,
