@@ -1,7 +1,7 @@
 """versions.files_modified: of the paths a version added or changed, how many changed.
 
-Revision ID: 0004_files_modified
-Revises: 0003_teams
+Revision ID: 0005_files_modified
+Revises: 0004_console
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_files_modified"
-down_revision = "0003_teams"
+revision = "0005_files_modified"
+down_revision = "0004_console"
 branch_labels = None
 depends_on = None
 
