@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         default=2, ge=1, description="threads that make thumbnails (each decodes one image)"
     )
     # Chosen by bench/console.py (docs/PERFORMANCE.md, "Web console"): Pillow was
-    # faster on 3 of 4 image kinds and peaked lower in RSS than pyvips.
+    # faster on large JPEGs (what cameras write); peak RSS was the same within 5%.
     thumbnail_library: Literal["pyvips", "pillow"] = Field(
         default="pillow", description="library that decodes images for thumbnails"
     )
