@@ -6,7 +6,12 @@ unchanged file is never re-hashed), its digest and block hashes, and a state:
 * ``local``: the file is on disk;
 * ``evicted``: the user freed its disk (``evict``); it is on the server;
 * ``remote``: it came from another robot through a merge and was not
-  downloaded yet; ``pull`` and ``fetch`` bring it.
+  downloaded yet; ``pull`` and ``fetch`` bring it;
+* ``landing``: a download is writing it and has not yet flushed it to disk;
+  its digest is the one expected. A crash (power loss) can leave such a file
+  empty or torn, so a scan hashes it again: the expected content becomes
+  ``local``; anything else is never committed and the next pull writes the
+  file again.
 
 A ``local`` row whose digest is ``UNHASHED`` is a file on disk of unknown
 content (left out of a push while it changed or could not be read): a local
@@ -33,7 +38,7 @@ DIRNAME = ".robosync"
 INDEX_FILE = "index.sqlite"
 CONFIG_FILE = "config.json"
 
-LOCAL, EVICTED, REMOTE = "local", "evicted", "remote"
+LOCAL, EVICTED, REMOTE, LANDING = "local", "evicted", "remote", "landing"
 # The digest of a file on disk whose content is not known (left out while it
 # was changing or unreadable): equal to no digest, never sent to the server.
 UNHASHED = ""
@@ -214,12 +219,19 @@ class Index:
         no row a pull would write a remote file over it. An unhashed row is
         a local change no digest equals, so a merge keeps both.
         """
+        # A landing row is re-verified anyway, against the digest it must have;
+        # as an unhashed local row, a torn file could be committed.
         self.db.executemany(
             "INSERT INTO files (path, size, mtime_ns, inode, digest, blocks, state) "
             "VALUES (?, 0, -1, 0, ?, NULL, ?) ON CONFLICT (path) DO UPDATE SET "
-            "mtime_ns = -1, digest = excluded.digest, blocks = NULL, state = excluded.state",
-            ((p, UNHASHED, LOCAL) for p in paths),
+            "mtime_ns = -1, digest = excluded.digest, blocks = NULL, state = excluded.state "
+            "WHERE files.state != ?",
+            ((p, UNHASHED, LOCAL, LANDING) for p in paths),
         )
+
+    def mark_landing(self, entries: Iterable[tuple[str, Entry]]) -> None:
+        """Record files a download is about to write, with the content expected of each."""
+        self.put_files(FileRow(p, e.size, -1, 0, e.digest, None, LANDING) for p, e in entries)
 
     def set_remote_only(self, path: str, entry: Entry, state: str) -> None:
         """Record ``path`` as known but not on disk (``evicted`` or ``remote``)."""

@@ -35,6 +35,7 @@ from robosync.client.history import Diff, Listing, diff_manifests, list_version,
 from robosync.client.index import (
     DIRNAME,
     EVICTED,
+    LANDING,
     LOCAL,
     REMOTE,
     UNHASHED,
@@ -812,7 +813,9 @@ class Project:
             report = self._scan(progress)
             notes = self._merge_remote(policy)
             result = PullResult(self.index.base_version, merged=notes, invalid=report.invalid)
-            self._download_rows(self.index.paths_in_state(REMOTE), jobs, progress, result)
+            # Landing rows are files a crash may have torn: written again.
+            rows = self.index.paths_in_state(REMOTE) + self.index.paths_in_state(LANDING)
+            self._download_rows(rows, jobs, progress, result)
             return result
 
     def fetch(
@@ -885,14 +888,20 @@ class Project:
     ) -> None:
         if not targets:
             return
+        # Landing until flushed: a scan re-verifies a file a crash may have torn.
+        with self.index.transaction():
+            self.index.mark_landing((t.path, Entry(t.digest, t.size)) for t in targets)
         transfer = Transfer(self.api, jobs=jobs, progress=progress)
         try:
             written, errors = transfer.download(
-                self.config.project_id, self.root, targets, self._local_source
+                self.config.project_id,
+                self.root,
+                targets,
+                self._local_source,
+                on_durable=self._record,
             )
         finally:
             transfer.close()
-        self._record(written)
         result.downloaded += transfer.stats.downloaded
         result.copied += transfer.stats.copied
         result.bytes_received += transfer.stats.bytes_received

@@ -10,6 +10,12 @@ At most ``2 x workers`` files are in flight and rows are written in batches,
 so memory stays flat however many files change. A file that changes, vanishes
 or cannot be read while it is hashed is reported (``ScanReport.left_out``)
 and indexed as unhashed: the push leaves it out and the next scan hashes it.
+
+A ``landing`` file (written by a download that stopped before flushing it) is
+always hashed: with the expected content it is ``local``; otherwise (torn by
+a crash) it is reported in ``left_out`` and stays ``landing``: never a local
+change, so never committed, and the next pull writes it again. One that is
+missing becomes ``remote`` (the next pull brings it), never a deletion.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robosync.client.index import DIRNAME, LOCAL, FileRow, Index
+from robosync.client.index import DIRNAME, LANDING, LOCAL, REMOTE, FileRow, Index
 from robosync.client.leftout import (
     FileTrouble,
     LeftOut,
@@ -37,6 +43,10 @@ from robosync.paths import normalize_path, path_problem
 
 TEMP_PREFIX = ".robosync-tmp-"
 _BATCH = 500
+TORN = (
+    "was being downloaded when robosync stopped and is not the content it was given "
+    "(a crash may have torn it); it is not pushed, and `robosync pull` writes it again"
+)
 
 
 @dataclass
@@ -203,6 +213,7 @@ def scan(
         r.path: (r.size, r.mtime_ns, r.inode, r.state, r.blocks is not None)
         for r in index.file_rows()
     }
+    landing = {r.path: r for r in index.paths_in_state(LANDING)}
     seen_paths: set[str] = set()
     pending: list[FileRow] = []
     workers = workers or max(1, os.cpu_count() or 1)
@@ -218,6 +229,11 @@ def scan(
             row = fut.result()
             if isinstance(row, LeftOut):
                 report.left_out.append(row)
+                continue
+            expected = landing.get(row.path)
+            if expected is not None and expected.entry != row.entry:
+                # Stays landing: never a local change, written again by a pull.
+                report.left_out.append(LeftOut(row.path, TORN))
                 continue
             pending.append(row)
             report.hashed += 1
@@ -258,6 +274,11 @@ def scan(
     if unsettled:
         with index.transaction():
             index.mark_unhashed(unsettled)
+
+    missing = [r for p, r in landing.items() if p not in seen_paths]
+    if missing:
+        with index.transaction():
+            index.put_files(FileRow(r.path, r.size, 0, 0, r.digest, None, REMOTE) for r in missing)
 
     links = set(report.symlinks)
     gone = [

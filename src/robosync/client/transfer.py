@@ -7,8 +7,13 @@ checks every byte); parts the store already holds (``done``, after an
 interrupted push) are skipped; finished blobs are completed in batches.
 
 Downloads: every byte is verified block by block while it streams into a
-temporary file next to its target, which is fdatasync'ed and renamed only if
-size and digest match; each folder written to is fsync'ed once at the end.
+temporary file next to its target, renamed into place only if size and digest
+match. Durability is batched (as git's ``core.fsyncMethod=batch``): after every
+``DURABLE_EVERY_FILES`` files or ``DURABLE_EVERY_BYTES`` bytes, one ``syncfs``
+flushes them all, each folder written to is fsync'ed, and only then are they
+handed to ``on_durable`` (the index records them). Until then the index holds
+them as ``landing``, and a scan re-verifies such a file before any push may
+commit it (a crash can leave it empty or torn).
 A digest already on disk is copied, not downloaded. Bodies are read by
 :mod:`robosync.client.storeget` straight into one reused buffer per thread.
 
@@ -55,6 +60,8 @@ _CHUNK = 1024 * 1024
 # 16 MiB); larger reads cost fewer Python round trips per byte.
 _DOWNLOAD_CHUNK = 1024 * 1024
 _COMPLETE_EVERY = 100
+DURABLE_EVERY_FILES = 1000
+DURABLE_EVERY_BYTES = 1 << 30
 _COMPLETERS = 4
 T = TypeVar("T")
 
@@ -402,10 +409,13 @@ class Transfer:
         root: Path,
         targets: list[DownloadTarget],
         local_source: Callable[[str], str | None],
+        on_durable: Callable[[list[Written]], None] | None = None,
     ) -> tuple[list[Written], list[BaseException]]:
         """Write every target under ``root``, verified; copy digests ``local_source`` has.
 
         ``local_source`` names a project file holding a digest, if any.
+        ``on_durable`` is given each batch of written files once they are on
+        disk for good (flushed, and their folders too).
 
         Returns what was written and the errors of what could not be (every
         file that can be written is, so a re-run has less to do).
@@ -416,6 +426,20 @@ class Transfer:
         self.progress.start("download", len(targets), sum(t.size for t in targets))
         written: list[Written] = []
         errors: list[BaseException] = []
+        unflushed: list[Written] = []
+        unflushed_bytes = 0
+
+        def flush() -> None:
+            nonlocal unflushed_bytes
+            batch = list(unflushed)
+            unflushed.clear()
+            unflushed_bytes = 0
+            if batch:
+                confined.sync_filesystem(root)
+            self._sync_dirs()
+            if batch and on_durable is not None:
+                on_durable(batch)
+
         try:
             with ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-down") as pool:
                 futures: list[Future[list[Written]]] = []
@@ -438,11 +462,20 @@ class Transfer:
                         futures.append(pool.submit(self._fetch_group, root, link.url, group))
                 for fut in futures:
                     try:
-                        written.extend(fut.result())
+                        done = fut.result()
                     except BaseException as e:  # keep going: report every file we could write
                         errors.append(e)
+                        continue
+                    written.extend(done)
+                    unflushed.extend(done)
+                    unflushed_bytes += sum(w.size for w in done)
+                    if (
+                        len(unflushed) >= DURABLE_EVERY_FILES
+                        or unflushed_bytes >= DURABLE_EVERY_BYTES
+                    ):
+                        flush()
         finally:
-            self._sync_dirs()
+            flush()
             self.progress.finish()
         return written, errors
 
@@ -508,7 +541,7 @@ class Transfer:
                 )
             verified.append(verifier)
 
-        st = confined.write_file(root, t.path, fill, durable=False)
+        st = confined.write_file(root, t.path, fill, durable=False, sync_data=False)
         with self.stats.lock:
             self._written_dirs.add((root / t.path).parent)
         return Written(t.path, t.digest, t.size, b"".join(verified[0].block_hashes()), st)
