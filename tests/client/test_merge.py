@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from robosync.client.case_tree import CaseTree
 from robosync.client.merge import Entry, conflict_path, merge
 from robosync.paths import path_problem
 
@@ -207,3 +208,11 @@ def test_shortened_conflict_names_stay_unique():
     copies = list(r.conflict_copies.values())
     assert len(set(copies)) == 2 and all(_fits(c) for c in copies)
     assert set(r.commit) == set(copies)
+
+
+def test_a_twin_inside_a_folder_that_clashes_with_a_file_is_resolved():
+    r = run({}, {"Cam0": A2, "CAM0/y.jpg": A}, {"cam0/y.jpg": A3})
+    final = {**{"cam0/y.jpg": A3}, **{p: e for p, e in r.commit.items() if e is not None}}
+    tree = CaseTree(final)
+    assert [tree.clash(p) for p in final] == [None] * len(final)
+    assert sorted(e.digest for e in final.values()) == sorted(x.digest for x in (A, A2, A3))

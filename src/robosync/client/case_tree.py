@@ -72,16 +72,18 @@ class CaseTree:
     def clash(self, path: str) -> Clash | None:
         """The first clash of ``path`` (one of the two) with another path, if any."""
         key = case_key(path)
-        for twin in sorted(self._paths.get(key, ())):
-            if twin != path:
-                return Clash(path, twin, twins=True)
-        under = self._below.get(key)
-        if under:
-            return Clash(path, next(iter(under)), twins=False)
+        # Folders first: a twin's conflict name lives in the twin's folder, which
+        # must not be a file any more when the twin is renamed.
         for folder in _folder_keys(key):
             files = self._paths.get(folder)
             if files:
                 return Clash(min(files), path, twins=False)
+        under = self._below.get(key)
+        if under:
+            return Clash(path, next(iter(under)), twins=False)
+        for twin in sorted(self._paths.get(key, ())):
+            if twin != path:
+                return Clash(path, twin, twins=True)
         return None
 
     def is_free(self, path: str) -> bool:
