@@ -45,8 +45,8 @@ from robosync.digest import digest_file
 from tests.client.conftest import Robot
 from tests.fixtures.server import ServerProcess
 
-EXAMPLES = int(os.environ.get("ROBOSYNC_MODEL_EXAMPLES", "5"))
-STEPS = int(os.environ.get("ROBOSYNC_MODEL_STEPS", "25"))
+EXAMPLES = int(os.environ.get("ROBOSYNC_MODEL_EXAMPLES", "12"))
+STEPS = int(os.environ.get("ROBOSYNC_MODEL_STEPS", "30"))
 # Any value: a new random seed per run instead of the fixed one (for long runs).
 RANDOM = bool(os.environ.get("ROBOSYNC_MODEL_RANDOM"))
 
