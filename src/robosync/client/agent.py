@@ -4,8 +4,9 @@ One loop, one thread for file-system events:
 
 - **When to push**: a watcher thread (``watchfiles``: inotify on Linux) marks
   a folder dirty on every change under it; the loop pushes once no change
-  has arrived for ``settle`` seconds, plus a full rescan every ``rescan``
-  seconds in case an event was missed. The push itself leaves out any file
+  has arrived for ``settle`` seconds (under continuous capture, at the latest
+  once the oldest change is ``max(5, 4 x settle)`` seconds old), plus a full
+  rescan every ``rescan`` seconds in case an event was missed. The push itself leaves out any file
   written less than ``settle`` seconds ago (``Project.push(settle_seconds=)``),
   so a file still being copied is never uploaded; ``save_image`` temp files
   are never scanned at all. A burst of captures becomes one commit.
@@ -200,6 +201,8 @@ class FolderSync:
         # When the oldest change not pushed yet was seen (None: nothing new).
         # Written by the watcher thread too, hence the lock.
         self.dirty_since: float | None = time.monotonic()
+        # When the newest change was seen: a burst is pushed once it is quiet.
+        self.last_change: float | None = None
         self._dirty_lock = threading.Lock()
         self.next_try = 0.0  # not before (back-off, a folder locked by a user command)
         self.next_rescan = 0.0
@@ -237,9 +240,11 @@ class FolderSync:
 
     def note_change(self) -> None:
         """The watcher saw a change under this folder."""
+        now = time.monotonic()
         with self._dirty_lock:
+            self.last_change = now
             if self.dirty_since is None:
-                self.dirty_since = time.monotonic()
+                self.dirty_since = now
 
     def take_changes(self) -> float | None:
         """A push starts: what it covers is no longer pending; returns when it began."""
@@ -253,27 +258,40 @@ class FolderSync:
             return
         with self._dirty_lock:
             self.dirty_since = since if self.dirty_since is None else min(since, self.dirty_since)
+            # Files left out were too young: ask again once they can have settled.
+            self.last_change = max(self.last_change or 0.0, time.monotonic())
 
     # --- decisions --------------------------------------------------------
 
     def push_due(self, now: float) -> bool:
-        """Whether a push should run now: the oldest change has settled, or it is rescan time.
+        """Whether a push should run now: a burst went quiet, waited long enough, or rescan time.
 
-        Pushing once the *oldest* change settled (not the newest) keeps a
-        continuous capture flowing in batches; the push itself leaves out
-        whatever is younger than ``settle``.
+        A push waits until no change arrived for ``settle`` seconds, so a burst
+        of captures becomes one commit; under continuous capture it still runs
+        once the oldest change is ``max_batch_delay`` old, and the push itself
+        leaves out whatever is younger than ``settle``.
         """
         if now < self.next_try:
             return False
+        if now >= self.next_rescan:
+            return True
+        return self._batch_due_at() <= now
+
+    def _batch_due_at(self) -> float:
         since = self.dirty_since
-        return now >= self.next_rescan or (since is not None and now - since >= self.options.settle)
+        if since is None:
+            return float("inf")
+        quiet = self.last_change if self.last_change is not None else since
+        return min(quiet + self.options.settle, since + self.max_batch_delay)
+
+    @property
+    def max_batch_delay(self) -> float:
+        """Longest a change waits for its burst to end before it is pushed anyway."""
+        return max(5.0, 4 * self.options.settle)
 
     def wake_in(self, now: float) -> float:
         """Seconds until this folder may need the loop again."""
-        times = [max(self.next_try, self.next_rescan)]
-        since = self.dirty_since
-        if since is not None:
-            times.append(max(self.next_try, since + self.options.settle))
+        times = [max(self.next_try, self.next_rescan), max(self.next_try, self._batch_due_at())]
         if self.options.pull:
             times.append(max(self.next_try, self.next_pull))
         return max(0.0, min(times) - now)

@@ -138,7 +138,10 @@ def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
             except OSError:
                 continue  # vanished while walking
             if stat_mod.S_ISLNK(st.st_mode):
+                # Reported once, and remembered: what sits behind it is unseen,
+                # never deleted.
                 report.invalid.append((rel, SYMLINK_SKIPPED))
+                report.symlinks.append(rel)
                 continue
             twin = seen_names.get(rel)
             if twin is not None:
@@ -152,8 +155,6 @@ def walk(root: Path, report: ScanReport) -> Iterator[_Seen]:
             seen_names[rel] = entry.path[len(str(root)) + 1 :]
             if stat_mod.S_ISDIR(st.st_mode):
                 stack.append((entry.path, rel))
-            elif stat_mod.S_ISLNK(st.st_mode):
-                report.symlinks.append(rel)
             elif stat_mod.S_ISREG(st.st_mode):
                 problem = path_problem(rel)
                 if problem is not None:
