@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import robot_env, spread, timed_child  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
@@ -48,12 +46,7 @@ def measure(
 ) -> tuple[float, ...]:
     """Run ``cmd``: wall seconds and the CPU milliseconds per file of each process."""
     s0, w0 = process_cpu(server), process_cpu(store)
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - t
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    client = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    wall, client = timed_child(cmd, cwd, env)
     per_file = 1000 / files
     return (
         wall,
@@ -77,13 +70,7 @@ def one_run(
     run_dir = Path(tempfile.mkdtemp(dir=work))
     srv = ServerProcess(run_dir / "server", server_env, [f"{bin_dir}robosync-server"]).start()
     try:
-        env = {
-            **os.environ,
-            "ROBOSYNC_SERVER": srv.url,
-            "ROBOSYNC_TOKEN": srv.make_token("bench", "bench"),
-            "ROBOSYNC_CONFIG_DIR": str(run_dir / "cfg"),
-            "ROBOSYNC_ROBOT": "bench",
-        }
+        env = robot_env(srv, run_dir / "cfg")
         project = run_dir / "p"
         shutil.copytree(src, project)
         exe = f"{bin_dir}robosync"
@@ -98,11 +85,6 @@ def one_run(
     finally:
         srv.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def spread(xs: list[float]) -> str:
-    """min / median / max."""
-    return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ Import from here; the submodules may change::
     project.push()
 """
 
+# First: the placeholders of the modules loaded on first use (see deferred.py).
+import robosync.client.deferred  # noqa: F401  # isort: split
 from robosync.client.api import Api
 from robosync.client.history import Diff, Listing, get_file
 from robosync.client.leftout import LeftOut

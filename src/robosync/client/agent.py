@@ -40,7 +40,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import watchfiles
 
 from robosync.client.agentstate import (
@@ -54,6 +53,7 @@ from robosync.client.agentstate import (
     save_state,
     utc_now,
 )
+from robosync.client.deferred import httpx
 from robosync.client.index import DIRNAME, LOCAL, ProjectConfig
 from robosync.client.lock import ProjectLocked
 from robosync.client.project import Project, find_root

@@ -8,52 +8,33 @@ read: the server is not trusted with the folder.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-from pydantic import BaseModel, TypeAdapter
-
-from robosync import __version__
+from robosync import __version__, protocol
 from robosync.client.bandwidth import BandwidthLimiter
+from robosync.client.deferred import httpx
 from robosync.client.retry import Retrying
 from robosync.client.settings import check_server_url
 from robosync.client.trust import checked_changes, checked_entries, parsed_lines
 from robosync.errors import RobosyncError, error_from_body
-from robosync.protocol import (
-    API_PREFIX,
-    IDEMPOTENCY_HEADER,
-    NDJSON,
-    VERSION_HEADER,
-    Change,
-    CommitHeader,
-    CommitResult,
-    CompleteItem,
-    CompleteRequest,
-    CompleteResponse,
-    DeleteOp,
-    DownloadRequest,
-    DownloadResponse,
-    ManifestEntry,
-    MemberInfo,
-    MemberList,
-    ProjectCreate,
-    ProjectInfo,
-    ProjectList,
-    ProjectRename,
-    PutOp,
-    QuotaCheck,
-    QuotaInfo,
-    ShareRequest,
-    UploadItem,
-    UploadRequest,
-    UploadResponse,
-    VersionList,
-)
 
-_CHANGE: TypeAdapter[PutOp | DeleteOp] = TypeAdapter(Change)
+if TYPE_CHECKING:
+    from pydantic import BaseModel, TypeAdapter
+
+
+@functools.cache
+def _change_adapter() -> TypeAdapter[protocol.PutOp | protocol.DeleteOp]:
+    """The validator of one changes line (built once, on first use)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(protocol.Change)
+
+
 _BODY_CHUNK = 64 * 1024
 
 
@@ -95,16 +76,34 @@ class Api:
         # Until the server answers once, a refused connection fails fast
         # (see Retrying.call's first_contact).
         self.reached = False
-        self.http = httpx.Client(
-            base_url=self.server + API_PREFIX,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": f"robosync/{__version__}"},
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            transport=transport,
-        )
+        self._token = token
+        self._timeout = timeout
+        self._transport = transport
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The connection pool, made on first use: a command that needs no server never pays
+        for it (making one loads the TLS trust store, ~0.1 s of a no-op push)."""
+        if self._http is None:
+            with self._http_lock:
+                if self._http is None:
+                    self._http = httpx.Client(
+                        base_url=self.server + protocol.API_PREFIX,
+                        headers={
+                            "Authorization": f"Bearer {self._token}",
+                            "User-Agent": f"robosync/{__version__}",
+                        },
+                        timeout=httpx.Timeout(self._timeout, connect=10.0),
+                        transport=self._transport,
+                    )
+        return self._http
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self.http.close()
+        """Close the connection pool (if one was made)."""
+        if self._http is not None:
+            self._http.close()
 
     # --- plumbing ---------------------------------------------------------
 
@@ -160,26 +159,28 @@ class Api:
 
         resp = self.retrying.call(open_, what, first_contact=not self.reached)
         try:
-            version = int(resp.headers.get(VERSION_HEADER, "0"))
+            version = int(resp.headers.get(protocol.VERSION_HEADER, "0"))
             yield version, (line.encode() for line in resp.iter_lines() if line.strip())
         finally:
             resp.close()
 
     # --- projects ---------------------------------------------------------
 
-    def create_project(self, name: str) -> ProjectInfo:
+    def create_project(self, name: str) -> protocol.ProjectInfo:
         """Create a project owned by the token's user."""
-        resp = self._call("POST", "/projects", "create project", body=ProjectCreate(name=name))
-        return ProjectInfo.model_validate_json(resp.content)
+        resp = self._call(
+            "POST", "/projects", "create project", body=protocol.ProjectCreate(name=name)
+        )
+        return protocol.ProjectInfo.model_validate_json(resp.content)
 
-    def list_projects(self, name: str | None = None) -> list[ProjectInfo]:
+    def list_projects(self, name: str | None = None) -> list[protocol.ProjectInfo]:
         """The projects the user may read (only those called ``name`` if given)."""
         found = self.project_list(name)
         return [p for p in found.projects if name is None or p.name == name]
 
     def project_list(
         self, name: str | None = None, owner: str | None = None, *, trash: bool = False
-    ) -> ProjectList:
+    ) -> protocol.ProjectList:
         """Projects the user may read, own first, and the user's name.
 
         ``name``/``owner`` filter; ``trash``: the deleted projects the user
@@ -188,101 +189,105 @@ class Api:
         params: dict[str, Any] = {"name": name, "owner": owner, "trash": trash or None}
         params = {k: v for k, v in params.items() if v}
         resp = self._call("GET", "/projects", "list projects", params=params or None)
-        return ProjectList.model_validate_json(resp.content)
+        return protocol.ProjectList.model_validate_json(resp.content)
 
-    def rename_project(self, project_id: int, name: str) -> ProjectInfo:
+    def rename_project(self, project_id: int, name: str) -> protocol.ProjectInfo:
         """Rename a project (admins); clones follow its id."""
-        body = ProjectRename(name=name)
+        body = protocol.ProjectRename(name=name)
         resp = self._call("PATCH", f"/projects/{project_id}", "rename project", body=body)
-        return ProjectInfo.model_validate_json(resp.content)
+        return protocol.ProjectInfo.model_validate_json(resp.content)
 
-    def delete_project(self, project_id: int) -> ProjectInfo:
+    def delete_project(self, project_id: int) -> protocol.ProjectInfo:
         """Move a project into the trash (admins)."""
         resp = self._call("DELETE", f"/projects/{project_id}", "delete project")
-        return ProjectInfo.model_validate_json(resp.content)
+        return protocol.ProjectInfo.model_validate_json(resp.content)
 
-    def restore_project(self, project_id: int) -> ProjectInfo:
+    def restore_project(self, project_id: int) -> protocol.ProjectInfo:
         """Take a project out of the trash (admins)."""
         resp = self._call("POST", f"/projects/{project_id}/restore", "restore project")
-        return ProjectInfo.model_validate_json(resp.content)
+        return protocol.ProjectInfo.model_validate_json(resp.content)
 
-    def members(self, project_id: int) -> list[MemberInfo]:
+    def members(self, project_id: int) -> list[protocol.MemberInfo]:
         """The owner and members of a project, with their roles."""
         resp = self._call("GET", f"/projects/{project_id}/members", "list members")
-        return MemberList.model_validate_json(resp.content).members
+        return protocol.MemberList.model_validate_json(resp.content).members
 
-    def share(self, project_id: int, user: str, role: str) -> MemberInfo:
+    def share(self, project_id: int, user: str, role: str) -> protocol.MemberInfo:
         """Give ``user`` ``role`` (read, write or admin) in a project."""
-        body = ShareRequest.model_validate({"role": role})
+        body = protocol.ShareRequest.model_validate({"role": role})
         url = f"/projects/{project_id}/members/{quote(user, safe='')}"
         resp = self._call("PUT", url, "share project", body=body)
-        return MemberInfo.model_validate_json(resp.content)
+        return protocol.MemberInfo.model_validate_json(resp.content)
 
     def unshare(self, project_id: int, user: str) -> None:
         """Remove ``user`` from a project."""
         url = f"/projects/{project_id}/members/{quote(user, safe='')}"
         self._call("DELETE", url, "unshare project")
 
-    def check_quota(self, project_id: int, added_bytes: int) -> QuotaInfo:
+    def check_quota(self, project_id: int, added_bytes: int) -> protocol.QuotaInfo:
         """Refused (QuotaExceeded) if adding ``added_bytes`` would exceed the owner's quota."""
-        body = QuotaCheck(added_bytes=added_bytes)
+        body = protocol.QuotaCheck(added_bytes=added_bytes)
         resp = self._call("POST", f"/projects/{project_id}/quota-check", "check quota", body=body)
-        return QuotaInfo.model_validate_json(resp.content)
+        return protocol.QuotaInfo.model_validate_json(resp.content)
 
-    def project(self, project_id: int) -> ProjectInfo:
+    def project(self, project_id: int) -> protocol.ProjectInfo:
         """Info of one project."""
         resp = self._call("GET", f"/projects/{project_id}", "get project")
-        return ProjectInfo.model_validate_json(resp.content)
+        return protocol.ProjectInfo.model_validate_json(resp.content)
 
-    def project_once(self, project_id: int, timeout: float) -> ProjectInfo:
+    def project_once(self, project_id: int, timeout: float) -> protocol.ProjectInfo:
         """Info of one project in one attempt of at most ``timeout`` seconds (no retries)."""
         resp = self.http.get(f"/projects/{project_id}", timeout=timeout)
         self.reached = True
         if resp.status_code >= 400:
             raise error_of(resp)
-        return ProjectInfo.model_validate_json(resp.content)
+        return protocol.ProjectInfo.model_validate_json(resp.content)
 
-    def versions(self, project_id: int) -> VersionList:
+    def versions(self, project_id: int) -> protocol.VersionList:
         """History of a project, newest first."""
         resp = self._call("GET", f"/projects/{project_id}/versions", "get versions")
-        return VersionList.model_validate_json(resp.content)
+        return protocol.VersionList.model_validate_json(resp.content)
 
     @contextmanager
     def manifest(
         self, project_id: int, version: int | None = None
-    ) -> Iterator[tuple[int, Iterator[ManifestEntry]]]:
+    ) -> Iterator[tuple[int, Iterator[protocol.ManifestEntry]]]:
         """``(version, entries)`` of a project version (head if ``None``), streamed and checked."""
         params = {"version": version} if version is not None else {}
         with self._stream(f"/projects/{project_id}/manifest", params, "get manifest") as (v, it):
-            entries = (ManifestEntry.model_validate_json(line) for line in it)
+            entries = (protocol.ManifestEntry.model_validate_json(line) for line in it)
             yield v, checked_entries(parsed_lines(entries, "manifest"))
 
     @contextmanager
-    def changes(self, project_id: int, since: int) -> Iterator[tuple[int, Iterator[Change]]]:
+    def changes(
+        self, project_id: int, since: int
+    ) -> Iterator[tuple[int, Iterator[protocol.Change]]]:
         """``(head, ops)`` taking version ``since`` to the head, streamed and checked."""
         params = {"since": since}
         with self._stream(f"/projects/{project_id}/changes", params, "get changes") as (v, it):
-            ops = (_CHANGE.validate_json(line) for line in it)
+            ops = (_change_adapter().validate_json(line) for line in it)
             yield v, checked_changes(parsed_lines(ops, "changes"))
 
     # --- blobs ------------------------------------------------------------
 
-    def plan_uploads(self, items: list[UploadItem]) -> UploadResponse:
+    def plan_uploads(self, items: list[protocol.UploadItem]) -> protocol.UploadResponse:
         """Dedup check and presigned part URLs for up to 1000 blobs."""
-        resp = self._call("POST", "/uploads", "plan uploads", body=UploadRequest(items=items))
-        return UploadResponse.model_validate_json(resp.content)
+        resp = self._call(
+            "POST", "/uploads", "plan uploads", body=protocol.UploadRequest(items=items)
+        )
+        return protocol.UploadResponse.model_validate_json(resp.content)
 
-    def complete_uploads(self, items: list[CompleteItem]) -> CompleteResponse:
+    def complete_uploads(self, items: list[protocol.CompleteItem]) -> protocol.CompleteResponse:
         """Complete up to 1000 uploads; the server proves each digest."""
-        body = CompleteRequest(items=items)
+        body = protocol.CompleteRequest(items=items)
         resp = self._call("POST", "/uploads/complete", "complete uploads", body=body)
-        return CompleteResponse.model_validate_json(resp.content)
+        return protocol.CompleteResponse.model_validate_json(resp.content)
 
-    def download_links(self, project_id: int, digests: list[str]) -> DownloadResponse:
+    def download_links(self, project_id: int, digests: list[str]) -> protocol.DownloadResponse:
         """Presigned GET URLs for up to 1000 digests of a project."""
-        body = DownloadRequest(digests=digests)
+        body = protocol.DownloadRequest(digests=digests)
         resp = self._call("POST", f"/projects/{project_id}/downloads", "get downloads", body=body)
-        return DownloadResponse.model_validate_json(resp.content)
+        return protocol.DownloadResponse.model_validate_json(resp.content)
 
     # --- commits ----------------------------------------------------------
 
@@ -290,19 +295,19 @@ class Api:
         self,
         project_id: int,
         base_version: int,
-        ops: Callable[[], Iterable[PutOp | DeleteOp]],
+        ops: Callable[[], Iterable[protocol.PutOp | protocol.DeleteOp]],
         *,
         message: str,
         idempotency_key: str,
         robot: str | None = None,
-    ) -> CommitResult:
+    ) -> protocol.CommitResult:
         """Commit ``ops`` on ``base_version``; raises ConflictError if the head moved.
 
         ``ops`` is called once per attempt, so a retried commit regenerates its
         body; the same ``idempotency_key`` makes the server answer a retry with
         the first attempt's result.
         """
-        header = CommitHeader(base_version=base_version, message=message, robot=robot)
+        header = protocol.CommitHeader(base_version=base_version, message=message, robot=robot)
 
         def body() -> Iterator[bytes]:
             buf = [header.model_dump_json().encode(), b"\n"]
@@ -320,7 +325,7 @@ class Api:
             "POST",
             f"/projects/{project_id}/commits",
             "commit",
-            headers={"Content-Type": NDJSON, IDEMPOTENCY_HEADER: idempotency_key},
+            headers={"Content-Type": protocol.NDJSON, protocol.IDEMPOTENCY_HEADER: idempotency_key},
             content=body,
         )
-        return CommitResult.model_validate_json(resp.content)
+        return protocol.CommitResult.model_validate_json(resp.content)

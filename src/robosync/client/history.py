@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from robosync import protocol
 from robosync.client.api import Api
 from robosync.client.cmdpaths import check_selectors, matches
 from robosync.client.merge import Entry
@@ -25,7 +26,6 @@ from robosync.client.teams import find_project
 from robosync.client.transfer import DownloadTarget, Transfer
 from robosync.errors import InvalidInput, NotFound
 from robosync.paths import normalize_path, path_problem
-from robosync.protocol import ManifestEntry
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Listing:
     """The files of one version under some paths."""
 
     version: int
-    files: list[ManifestEntry]
+    files: list[protocol.ManifestEntry]
 
     @property
     def total_bytes(self) -> int:
@@ -113,7 +113,7 @@ def get_file(
     settings: ClientSettings | None = None,
     progress: Progress | None = None,
     stdout: BinaryIO | None = None,
-) -> tuple[int, ManifestEntry, Path | None]:
+) -> tuple[int, protocol.ManifestEntry, Path | None]:
     """Download ``path`` of project ``name`` (or ``OWNER/NAME``) at ``version``, verified.
 
     Writes ``output`` (default: the file's name in the current folder), or
@@ -129,7 +129,7 @@ def get_file(
     api = Api(url, settings.token_for(url))
     try:
         project_id = find_project(api, name).id
-        entry: ManifestEntry | None = None
+        entry: protocol.ManifestEntry | None = None
         with api.manifest(project_id, version) as (v, entries):
             for e in entries:
                 if e.path == rel:
@@ -152,7 +152,7 @@ def get_file(
 
 
 def _download_to(
-    api: Api, project_id: int, entry: ManifestEntry, dest: Path, progress: Progress | None
+    api: Api, project_id: int, entry: protocol.ManifestEntry, dest: Path, progress: Progress | None
 ) -> None:
     transfer = Transfer(api, jobs=1, progress=progress or NoProgress())
     try:
@@ -165,7 +165,11 @@ def _download_to(
 
 
 def _to_stream(
-    api: Api, project_id: int, entry: ManifestEntry, out: BinaryIO, progress: Progress | None
+    api: Api,
+    project_id: int,
+    entry: protocol.ManifestEntry,
+    out: BinaryIO,
+    progress: Progress | None,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="robosync-get-") as tmp:
         path = Path(tmp) / "blob"

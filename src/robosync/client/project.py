@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
+from robosync import protocol
 from robosync.client import confined
 from robosync.client.api import Api
 from robosync.client.bandwidth import process_limiter
 from robosync.client.cmdpaths import check_selectors, matches
+from robosync.client.deferred import httpx
 from robosync.client.history import Diff, Listing, diff_manifests, list_version, manifest_of
 from robosync.client.index import (
     DIRNAME,
@@ -72,7 +72,6 @@ from robosync.errors import (
     Unprocessable,
 )
 from robosync.paths import normalize_path, validate_path
-from robosync.protocol import DeleteOp, ProjectInfo, PutOp, VersionInfo
 
 COMMIT_ATTEMPTS = 10
 # Rounds of re-uploading blobs a commit found missing (deleted by garbage
@@ -220,13 +219,13 @@ def write_atomically(dest: Path, source: bytes | bytearray | memoryview | IO[byt
     confined.write_file(dest.parent, dest.name, confined.filler(source))
 
 
-def _ops(changes: Mapping[str, Change]) -> Iterator[PutOp | DeleteOp]:
+def _ops(changes: Mapping[str, Change]) -> Iterator[protocol.PutOp | protocol.DeleteOp]:
     for path in sorted(changes):
         c = changes[path]
         if c is None:
-            yield DeleteOp(path=path)
+            yield protocol.DeleteOp(path=path)
         else:
-            yield PutOp(path=path, digest=c.digest, size=c.size)
+            yield protocol.PutOp(path=path, digest=c.digest, size=c.size)
 
 
 # --- the project --------------------------------------------------------------
@@ -295,7 +294,7 @@ class Project:
 
     @classmethod
     def _create_folder(
-        cls, root: Path, server: str, info: ProjectInfo, robot: str, api: Api
+        cls, root: Path, server: str, info: protocol.ProjectInfo, robot: str, api: Api
     ) -> Project:
         (root / DIRNAME).mkdir(parents=True, exist_ok=True)
         config = ProjectConfig(server, info.id, info.name, robot)
@@ -394,15 +393,15 @@ class Project:
             return None, e.message
         return info.head_version, None
 
-    def log(self) -> list[VersionInfo]:
+    def log(self) -> list[protocol.VersionInfo]:
         """The project's history, newest first."""
         return self.api.versions(self.config.project_id).versions
 
-    def info(self) -> ProjectInfo:
+    def info(self) -> protocol.ProjectInfo:
         """The server's view of the project."""
         return self._follow_server()
 
-    def _follow_server(self, *, quick: bool = False) -> ProjectInfo:
+    def _follow_server(self, *, quick: bool = False) -> protocol.ProjectInfo:
         """The server's view of the project; a rename there is adopted here (the id stays).
 
         ``quick``: one attempt of at most ``REMOTE_STATUS_TIMEOUT`` (for ``status``).
@@ -693,7 +692,9 @@ class Project:
         changes: dict[str, Change] = {}
         with self.api.changes(self.config.project_id, self.index.base_version) as (head, ops):
             for op in ops:
-                changes[op.path] = Entry(op.digest, op.size) if isinstance(op, PutOp) else None
+                changes[op.path] = (
+                    Entry(op.digest, op.size) if isinstance(op, protocol.PutOp) else None
+                )
         return head, changes
 
     def _merge_remote(self, policy: Policy, *, always: bool = False) -> list[MergeNote]:

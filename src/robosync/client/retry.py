@@ -25,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import httpx
-
+from robosync.client.deferred import httpx
 from robosync.errors import RobosyncError, Unavailable
 
 T = TypeVar("T")

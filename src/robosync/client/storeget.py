@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
-import httpx
+from robosync.client.deferred import httpx
 
 _Origin = tuple[str, str, int]
 

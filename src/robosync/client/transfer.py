@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
-
+from robosync import protocol
 from robosync.client import confined
 from robosync.client.api import Api, error_of
+from robosync.client.deferred import httpx
 from robosync.client.leftout import (
     FileTrouble,
     Stamp,
@@ -51,7 +51,6 @@ from robosync.client.storeget import StoreGetter, direct_route
 from robosync.client.trust import UntrustedAnswer, checked_links
 from robosync.digest import BlockVerifier
 from robosync.errors import Forbidden, IntegrityError, RobosyncError
-from robosync.protocol import CompletedPart, CompleteItem, PresignedPart, UploadItem
 
 DEFAULT_JOBS = 16
 BATCH = 1000
@@ -188,12 +187,8 @@ class Transfer:
         base = retrying or api.retrying
         self.retrying = dataclasses.replace(base, sleep=self._pause)
         self.stats = TransferStats()
-        self.store = httpx.Client(
-            timeout=httpx.Timeout(120.0, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=self.jobs * 2, max_keepalive_connections=self.jobs * 2
-            ),
-        )
+        self._store: httpx.Client | None = None
+        self._store_lock = threading.Lock()
         self.getter = StoreGetter(timeout=120.0, connect_timeout=10.0)
         self._buffers = threading.local()
         self._written_dirs: set[Path] = set()
@@ -217,9 +212,26 @@ class Transfer:
         if self._abandoned.is_set():
             raise Abandoned("another transfer of this command failed")
 
+    @property
+    def store(self) -> httpx.Client:
+        """The httpx pool for the store, made on first use (most bodies go through
+        :attr:`getter`; a push with nothing to send needs neither)."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = httpx.Client(
+                        timeout=httpx.Timeout(120.0, connect=10.0),
+                        limits=httpx.Limits(
+                            max_connections=self.jobs * 2,
+                            max_keepalive_connections=self.jobs * 2,
+                        ),
+                    )
+        return self._store
+
     def close(self) -> None:
         """Close the store connection pools."""
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
         self.getter.close()
 
     # --- uploads ----------------------------------------------------------
@@ -260,13 +272,13 @@ class Transfer:
     ) -> None:
         by_digest = {s.digest: s for s in batch}
         plans = self.api.plan_uploads(
-            [UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
+            [protocol.UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
         )
         etags: dict[str, dict[int, str]] = defaultdict(dict)
         remaining: dict[str, int] = {}
         upload_ids: dict[str, str | None] = {}
         futures: dict[Future[str], tuple[str, int, int]] = {}
-        ready: list[CompleteItem] = []
+        ready: list[protocol.CompleteItem] = []
         for plan in plans.items:
             src = by_digest[plan.digest]
             if plan.status == "present":
@@ -336,13 +348,15 @@ class Transfer:
     @staticmethod
     def _complete_item(
         digest: str, upload_id: str | None, etags: dict[str, dict[int, str]]
-    ) -> CompleteItem:
+    ) -> protocol.CompleteItem:
         if upload_id is None:  # a single PUT: the store's checksum is the whole proof
-            return CompleteItem(digest=digest)
-        parts = [CompletedPart(number=n, etag=e) for n, e in sorted(etags[digest].items())]
-        return CompleteItem(digest=digest, upload_id=upload_id, parts=parts)
+            return protocol.CompleteItem(digest=digest)
+        parts = [protocol.CompletedPart(number=n, etag=e) for n, e in sorted(etags[digest].items())]
+        return protocol.CompleteItem(digest=digest, upload_id=upload_id, parts=parts)
 
-    def _complete(self, items: list[CompleteItem], sources: dict[str, UploadSource]) -> None:
+    def _complete(
+        self, items: list[protocol.CompleteItem], sources: dict[str, UploadSource]
+    ) -> None:
         answer = self.api.complete_uploads(items)
         failed = [r for r in answer.items if r.status != "present"]
         lost = self._lost_races
@@ -357,7 +371,7 @@ class Transfer:
                 {"failed": [r.digest for r in failed]},
             )
 
-    def _put_part(self, src: UploadSource, part: PresignedPart) -> str:
+    def _put_part(self, src: UploadSource, part: protocol.PresignedPart) -> str:
         what = f"upload of {src.file} part {part.number}"
 
         def body() -> Iterator[bytes]:

@@ -23,12 +23,10 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
+from robosync import protocol
 from robosync.client.scan import is_temp_name
 from robosync.errors import RobosyncError
 from robosync.paths import path_problem
-from robosync.protocol import DeleteOp, DownloadLink, ManifestEntry, PutOp
 
 T = TypeVar("T")
 
@@ -66,7 +64,7 @@ def checked_path(path: str, source: str) -> str:
     return path
 
 
-def checked_entries(entries: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]:
+def checked_entries(entries: Iterable[protocol.ManifestEntry]) -> Iterator[protocol.ManifestEntry]:
     """Manifest entries, each path and size checked."""
     for e in entries:
         checked_path(e.path, "a manifest")
@@ -75,7 +73,9 @@ def checked_entries(entries: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]
         yield e
 
 
-def checked_changes(ops: Iterable[PutOp | DeleteOp]) -> Iterator[PutOp | DeleteOp]:
+def checked_changes(
+    ops: Iterable[protocol.PutOp | protocol.DeleteOp],
+) -> Iterator[protocol.PutOp | protocol.DeleteOp]:
     """Changes lines (puts and deletes alike), each path checked."""
     for op in ops:
         checked_path(op.path, f"a {op.op} in the changes")
@@ -84,6 +84,8 @@ def checked_changes(ops: Iterable[PutOp | DeleteOp]) -> Iterator[PutOp | DeleteO
 
 def parsed_lines(lines: Iterable[T], what: str) -> Iterator[T]:
     """Re-raise a line the protocol models refuse as one :class:`UntrustedAnswer`."""
+    from pydantic import ValidationError  # loaded with the protocol models anyway
+
     it = iter(lines)
     while True:
         try:
@@ -97,10 +99,12 @@ def parsed_lines(lines: Iterable[T], what: str) -> Iterator[T]:
         yield item
 
 
-def checked_links(asked: Iterable[str], links: Iterable[DownloadLink]) -> list[DownloadLink]:
+def checked_links(
+    asked: Iterable[str], links: Iterable[protocol.DownloadLink]
+) -> list[protocol.DownloadLink]:
     """Download links: one per digest asked for, none other, each with an http(s) URL."""
     wanted = set(asked)
-    out: list[DownloadLink] = []
+    out: list[protocol.DownloadLink] = []
     for link in links:
         if link.digest not in wanted:
             raise _refuse(

@@ -1,0 +1,44 @@
+"""What the bench scripts share: a robot's environment, timed child processes, spreads."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.fixtures.server import ServerProcess
+
+
+def robot_env(server: ServerProcess, config_dir: Path) -> dict[str, str]:
+    """This process's environment plus what makes ``robosync`` talk to ``server`` as robot
+    ``bench`` of user ``bench`` (a new token), with its settings in ``config_dir``."""
+    return {
+        **os.environ,
+        "ROBOSYNC_SERVER": server.url,
+        "ROBOSYNC_TOKEN": server.make_token("bench", "bench"),
+        "ROBOSYNC_CONFIG_DIR": str(config_dir),
+        "ROBOSYNC_ROBOT": "bench",
+    }
+
+
+def timed_child(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd`` to its end (it must succeed): wall seconds, and the child's CPU seconds
+    (user + system, from rusage)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+
+
+def spread(xs: list[float], digits: int = 2) -> str:
+    """``min / median / max`` of ``xs`` (``-`` if there are none)."""
+    if not xs:
+        return "-"
+    return f"{min(xs):.{digits}f} / {statistics.median(xs):.{digits}f} / {max(xs):.{digits}f}"

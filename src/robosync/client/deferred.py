@@ -1,0 +1,50 @@
+"""Modules loaded on first use, so a command that needs no server starts fast.
+
+``httpx`` (with its TLS and HTTP/2 machinery) and ``robosync.protocol`` (pydantic models,
+whose classes are built at import) are most of the client's import time: ~0.16 s of CPU
+on a small machine, more than a no-op ``robosync push`` spends on its work. This module
+puts a placeholder for each into ``sys.modules`` (the standard library's
+:class:`importlib.util.LazyLoader`); the real module is executed the first time one of
+its attributes is read.
+
+Reading any attribute loads it, and so does an ``import`` statement naming it (the
+import system reads ``__spec__``). Client modules therefore write
+``from robosync.client.deferred import httpx`` and ``from robosync import protocol``
+(the package attribute is the placeholder itself), then ``httpx.X`` / ``protocol.X``
+where they use them. A module that was already imported is left as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+
+def defer(name: str) -> ModuleType:
+    """``sys.modules[name]``, or a placeholder there that loads ``name`` when first used."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
+if TYPE_CHECKING:
+    import httpx
+
+    from robosync import protocol
+else:
+    httpx = defer("httpx")
+    protocol = defer("robosync.protocol")
+
+__all__ = ["defer", "httpx", "protocol"]

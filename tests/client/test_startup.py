@@ -1,0 +1,70 @@
+"""A command with nothing to send starts fast: it never loads the HTTP stack or the models.
+
+Import time is most of a no-op ``robosync push`` (``bench/startup.py`` measures it);
+here the property behind it is checked: ``httpx`` and the pydantic protocol models are
+loaded on first use only (``robosync.client.deferred``), and a push with nothing to send
+uses neither. Timing is not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from robosync.client.index import ProjectConfig
+from tests.fixtures.server import free_port
+
+PROBE = """
+import json, sys
+from robosync.client.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+heavy = ("httpx._client", "pydantic", "pydantic_core", "h11", "httpcore")
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules],
+                  "protocol": type(sys.modules["robosync.protocol"]).__name__}))
+"""
+
+
+def probe(root: Path, *args: str) -> tuple[dict[str, object], str]:
+    """Run ``robosync ARGS`` in a fresh interpreter; say which heavy modules it loaded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOSYNC_")}
+    env.update(ROBOSYNC_TOKEN="rs_test", ROBOSYNC_CONFIG_DIR=str(root.parent / "cfg"))
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    return json.loads(lines[-1]), "\n".join(lines[:-1])
+
+
+def test_a_push_with_nothing_to_send_loads_no_http_stack_and_no_models(tmp_path: Path):
+    root = tmp_path / "proj"
+    (root / ".robosync").mkdir(parents=True)
+    # A server that would refuse every connection: a no-op push must not need it.
+    ProjectConfig(f"http://127.0.0.1:{free_port()}", 1, "run42", "r1").save(root)
+    result, printed = probe(root, "push")
+    assert result["code"] == 0 and "nothing to push" in printed
+    assert result["loaded"] == [], result
+    assert result["protocol"] == "_LazyModule"
+
+
+def test_a_push_with_files_to_send_loads_them_on_first_use(tmp_path: Path):
+    root = tmp_path / "proj"
+    (root / ".robosync").mkdir(parents=True)
+    ProjectConfig(f"http://127.0.0.1:{free_port()}", 1, "run42", "r1").save(root)
+    (root / "a.png").write_bytes(b"a" * 100)
+    result, _ = probe(root, "push")
+    # It fails (no server), having loaded what it needed to try: the deferral is not a stub.
+    assert result["code"] == 1
+    assert "httpx._client" in result["loaded"] and "pydantic" in result["loaded"]
+    assert result["protocol"] == "module"
