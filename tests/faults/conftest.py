@@ -36,10 +36,7 @@ def fresh_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """Environment of a server of its own: SQLite + local store, or PostgreSQL + SeaweedFS."""
     if request.param == "embedded":
         return {}
-    return {
-        "ROBOSYNC_DATABASE_URL": request.getfixturevalue("pg_url"),
-        **s3_env(request.getfixturevalue("seaweedfs")),
-    }
+    return dict(request.getfixturevalue("pg_s3_env"))
 
 
 class Lab:

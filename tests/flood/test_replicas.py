@@ -11,8 +11,7 @@ import httpx
 from robosync.errors import RateLimited, error_from_body
 from robosync.server.nginx import Nginx, nginx_binary
 from tests.client.conftest import folder_digests, project_name
-from tests.faults.conftest import Lab, Site, s3_env, write_images
-from tests.fixtures.seaweedfs import SeaweedFS
+from tests.faults.conftest import Lab, Site, write_images
 from tests.fixtures.server import ServerProcess
 from tests.limits.availability import service_missing
 
@@ -22,11 +21,10 @@ def replicas(lab: Lab, env: dict[str, str], count: int = 2) -> list[ServerProces
     return [lab.server(env) for _ in range(count)]
 
 
-def shared_env(pg_url: str, s3: SeaweedFS, redis_url: str, **extra: str) -> dict[str, str]:
-    """PostgreSQL + SeaweedFS + Redis (keys of this test alone)."""
+def shared_env(pg_s3_env: dict[str, str], redis_url: str, **extra: str) -> dict[str, str]:
+    """The session's PostgreSQL + its bucket, and Redis (keys of this test alone)."""
     return {
-        "ROBOSYNC_DATABASE_URL": pg_url,
-        **s3_env(s3),
+        **pg_s3_env,
         "ROBOSYNC_REDIS_URL": redis_url,
         "ROBOSYNC_REDIS_KEY_PREFIX": f"robosync-test-{uuid.uuid4().hex[:12]}",
         **extra,
@@ -34,9 +32,9 @@ def shared_env(pg_url: str, s3: SeaweedFS, redis_url: str, **extra: str) -> dict
 
 
 def test_user_over_the_rate_on_one_replica_is_refused_on_the_other(
-    lab: Lab, pg_url: str, seaweedfs: SeaweedFS, redis_url: str
+    lab: Lab, pg_s3_env: dict[str, str], redis_url: str
 ) -> None:
-    env = shared_env(pg_url, seaweedfs, redis_url, ROBOSYNC_RATE_LIMIT="6/minute")
+    env = shared_env(pg_s3_env, redis_url, ROBOSYNC_RATE_LIMIT="6/minute")
     a, b = replicas(lab, env)
     flooder = a.make_token(f"flooder-{uuid.uuid4().hex[:6]}", "r1")
     other = b.make_token(f"other-{uuid.uuid4().hex[:6]}", "r1")
@@ -58,14 +56,13 @@ def test_user_over_the_rate_on_one_replica_is_refused_on_the_other(
 
 def test_push_and_clone_through_nginx_in_front_of_two_replicas(
     lab: Lab,
-    pg_url: str,
-    seaweedfs: SeaweedFS,
+    pg_s3_env: dict[str, str],
     redis_url: str,
     site_on: Callable[[ServerProcess], Site],
 ) -> None:
     if nginx_binary() is None:
         service_missing("nginx is not installed (apt-get install nginx-light)")
-    a, b = replicas(lab, shared_env(pg_url, seaweedfs, redis_url))
+    a, b = replicas(lab, shared_env(pg_s3_env, redis_url))
     with Nginx([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]) as nginx:
         site = site_on(a)
         robot = site.robot("r1", nginx.url)
