@@ -6,6 +6,7 @@ Blob rows for the 10k distinct digests are seeded straight into the database:
 uploads are not what is measured here.
 
     python bench/server_commit.py --runs 5
+    python bench/server_commit.py --runs 5 --also /tmp/base/.venv/bin   # before vs after
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -98,21 +99,24 @@ def _one_run(robot: Robot) -> dict[str, float]:
 
 
 @contextmanager
-def _backend(name: str) -> Iterator[tuple[ServerProcess, str]]:
+def _backend(name: str, commands: list[list[str]]) -> Iterator[tuple[list[ServerProcess], str]]:
+    """One server per command, all on one fresh database of backend ``name``."""
     with tempfile.TemporaryDirectory(prefix="robosync-bench-") as tmp:
-        if name == "sqlite":
-            server = ServerProcess(Path(tmp)).start()
+        database = (
+            nullcontext(f"sqlite:///{Path(tmp).resolve() / 'robosync.sqlite'}")
+            if name == "sqlite"
+            else fresh_database("robosync_bench")
+        )
+        with database as url:
+            servers: list[ServerProcess] = []
             try:
-                yield server, f"sqlite:///{Path(tmp).resolve() / 'robosync.sqlite'}"
+                for i, command in enumerate(commands):
+                    env = {"ROBOSYNC_DATABASE_URL": url}
+                    servers.append(ServerProcess(Path(tmp) / f"s{i}", env, command).start())
+                yield servers, url
             finally:
-                server.stop()
-            return
-        with fresh_database("robosync_bench") as url:
-            server = ServerProcess(Path(tmp), {"ROBOSYNC_DATABASE_URL": url}).start()
-            try:
-                yield server, url
-            finally:
-                server.stop()
+                for server in servers:
+                    server.stop()
 
 
 def main() -> None:
@@ -120,24 +124,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="BIN_DIR",
+        help="another installation's bin folder: its server runs alternately on the same database",
+    )
     args = parser.parse_args()
+    installs = {"this checkout": [sys.executable, "-m", "robosync.server.cli"]} | {
+        d.resolve().parent.parent.name: [str(d.resolve() / "robosync-server")] for d in args.also
+    }
     rows = []
     for backend in args.backends:
-        with _backend(backend) as (server, url):
+        with _backend(backend, list(installs.values())) as (servers, url):
             _seed_blobs(url, 2 * LINES)
-            assert server.first_token is not None
-            robot = Robot(server.url, server.first_token)
-            results: dict[str, list[float]] = {}
+            token = servers[0].first_token
+            assert token is not None
+            robots = [Robot(server.url, token) for server in servers]
+            results: dict[tuple[str, str], list[float]] = {}
             for _ in range(args.runs):
-                for name, seconds in _one_run(robot).items():
-                    results.setdefault(name, []).append(seconds)
-            robot.close()
-        for name, values in results.items():
-            rows.append((backend, name, min(values), statistics.median(values), max(values)))
-    print(f"\n{'database':<11}{'operation':<31}{'min s':>8}{'median s':>10}{'max s':>8}")
-    for backend, name, lo, med, hi in rows:
-        print(f"{backend:<11}{name:<31}{lo:>8.3f}{med:>10.3f}{hi:>8.3f}")
-    print(f"\n{args.runs} runs each; each run uses a fresh project.")
+                for install, robot in zip(installs, robots, strict=True):
+                    for name, seconds in _one_run(robot).items():
+                        results.setdefault((install, name), []).append(seconds)
+            for robot in robots:
+                robot.close()
+        for (install, name), values in results.items():
+            rows.append((backend, install, name, values))
+        first = list(installs)[0]
+        for other in list(installs)[1:]:
+            for (install, name), values in list(results.items()):
+                if install == first:
+                    ratios = [a / b for a, b in zip(values, results[(other, name)], strict=True)]
+                    rows.append((backend, f"{first} / {other}", name, ratios))
+    print("\n| database | install | operation | min s | median s | max s |")
+    print("|---|---|---|---|---|---|")
+    for backend, install, name, values in rows:
+        print(
+            f"| {backend} | {install} | {name} | {min(values):.3f} | "
+            f"{statistics.median(values):.3f} | {max(values):.3f} |"
+        )
+    print(f"\n{args.runs} runs each, alternating installs; each run uses a fresh project.")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,13 @@ case-insensitive file system.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_PATH_BYTES = 1024
 RESERVED_PREFIX = ".robosync"
+# C0 controls (NUL included), DEL and the C1 controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class InvalidPath(ValueError):
@@ -44,7 +47,7 @@ def path_problem(path: str | bytes) -> str | None:
         return "empty"
     if len(encoded) > MAX_PATH_BYTES:
         return f"longer than {MAX_PATH_BYTES} bytes ({len(encoded)})"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0 for c in path):
+    if _CONTROL.search(path):
         return "contains a NUL or control character"
     if "\\" in path:
         return "contains a backslash"
@@ -59,7 +62,7 @@ def path_problem(path: str | bytes) -> str | None:
         return "has an empty or '.' segment"
     if segments[0] == RESERVED_PREFIX:
         return f"inside the reserved {RESERVED_PREFIX}/ folder"
-    if unicodedata.normalize("NFC", path) != path:
+    if not unicodedata.is_normalized("NFC", path):
         return "not in Unicode NFC form (normalise it to NFC)"
     return None
 

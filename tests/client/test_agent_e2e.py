@@ -143,6 +143,8 @@ def test_captures_while_server_down_arrive_once_when_it_is_back(
 ):
     r = site.robot(tmp_path, "r1")
     r.init(project_name()).close()
+    # Counted from here: the agent may push as soon as the server is back.
+    site.proxy.reset()
     site.server.stop()
     try:
         agents.append(AgentProcess(r, "--settle", "0.3", "--max-backoff", "1"))
@@ -162,7 +164,6 @@ def test_captures_while_server_down_arrive_once_when_it_is_back(
         assert state["pending_files"] == 12 and "unreachable" in state["last_error"], state
     finally:
         site.server.start()
-    site.proxy.reset()
     assert poll(lambda: len(manifest(r)) == 12, timeout=60), agents[0].text()
     code, _ = agents[0].terminate()
     assert code == 0

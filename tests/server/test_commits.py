@@ -78,6 +78,17 @@ def test_commit_naming_an_absent_digest_is_422_listing_it(alice: Robot) -> None:
     assert alice.http.get(f"/v1/projects/{project}").json()["head_version"] == 0
 
 
+def test_a_put_whose_size_is_not_its_blobs_is_400_naming_both_sizes(alice: Robot) -> None:
+    project = alice.new_project()
+    blob = alice.upload(os.urandom(10))
+    wrong = {**put("a.jpg", blob), "size": 11}
+    r = alice.commit(project, 0, [put("ok.jpg", blob), wrong])
+    assert r.status_code == 400, r.text
+    details = r.json()["error"]["details"]
+    assert details == {"path": "a.jpg", "digest": blob.digest, "size": 11, "blob_size": 10}
+    assert alice.http.get(f"/v1/projects/{project}").json()["head_version"] == 0
+
+
 def test_stale_base_is_409_with_the_head(alice: Robot) -> None:
     project = alice.new_project()
     blob = alice.upload(os.urandom(10))

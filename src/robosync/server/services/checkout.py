@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, String, bindparam, collate, func, select, type_coerce
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, String, collate, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from robosync.errors import Unprocessable
 from robosync.paths import case_key
 from robosync.server.db.models import File
+from robosync.server.db.queries import pg_array
 
 BATCH = 1000
 
@@ -70,7 +70,7 @@ def _first_live(
     """
     postgresql = session.get_bind().dialect.name == "postgresql"
     if postgresql:
-        listed = func.unnest(bindparam(None, keys, type_=ARRAY(String))).table_valued("k")
+        listed = func.unnest(pg_array(keys, String())).table_valued("k")
         listed = listed.render_derived(name="keys")
     else:
         listed = func.json_each(json.dumps(keys)).table_valued("value").alias("keys")

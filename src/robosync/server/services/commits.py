@@ -91,12 +91,11 @@ def commit(
         with db.writing() as session:
             touch_used(session, batch)
     _check_blobs_present(db, who, digests)
-    _check_put_sizes(db, delta)
     try:
         with db.writing() as session:
             # Again under a row lock that garbage collection's FOR UPDATE conflicts
             # with: a blob it chose for deletion after the check above is missing now.
-            _require_present(session, digests, lock=True)
+            _check_put_sizes(delta, _require_present(session, digests, lock=True))
             project = authorize(session, who.user_id, project_id, Role.WRITE).project
             before = project.total_bytes
             result = _apply(session, who, project_id, delta)
@@ -160,8 +159,8 @@ def _require_present(
     *,
     lock: bool = False,
     not_possessed: set[str] | None = None,
-) -> None:
-    """Raise :class:`MissingBlobs` unless every digest's blob is present.
+) -> dict[str, int]:
+    """The size of each digest's blob; :class:`MissingBlobs` unless every one is present.
 
     With ``lock``, the rows found are held FOR KEY SHARE (PostgreSQL) until the
     transaction ends: garbage collection marks a blob for deletion only under
@@ -169,30 +168,27 @@ def _require_present(
     SQLite write transactions exclude each other anyway.
     """
     missing: list[str] = []
+    sizes: dict[str, int] = {}
+    hidden = not_possessed or set()
     for batch in chunked(sorted(digests), IN_BATCH):
-        query = select(Blob.digest).where(
+        query = select(Blob.digest, Blob.size).where(
             key_in(session, Blob.digest, batch), Blob.state == BLOB_PRESENT
         )
         if lock:
             query = query.with_for_update(read=True, key_share=True)
-        found = set(session.scalars(query)) - (not_possessed or set())
+        found = {d: size for d, size in session.execute(query) if d not in hidden}
+        sizes.update(found)
         missing.extend(d for d in batch if d not in found)
     if missing:
         raise MissingBlobs(
             f"{len(missing)} blob(s) are not uploaded yet; upload them and commit again",
             {"missing": missing[:MAX_LISTED_MISSING], "missing_count": len(missing)},
         )
+    return sizes
 
 
-def _check_put_sizes(db: Database, delta: CommitDelta) -> None:
+def _check_put_sizes(delta: CommitDelta, sizes: dict[str, int]) -> None:
     """Refuse a put whose size is not the size of the (present) blob it names."""
-    sizes: dict[str, int] = {}
-    with db.reading() as session:
-        for batch in chunked(sorted({d for d, _ in delta.puts.values()}), IN_BATCH):
-            rows = session.execute(
-                select(Blob.digest, Blob.size).where(key_in(session, Blob.digest, batch))
-            )
-            sizes.update({digest: size for digest, size in rows})
     for path, (digest, size) in delta.puts.items():
         if sizes.get(digest, size) != size:
             raise InvalidInput(
@@ -236,22 +232,7 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
             .where(File.project_id == project_id, one_of(session, File.id, batch))
             .values(removed_in=new)
         )
-    for rows in chunked(inserts, INSERT_BATCH):
-        session.execute(
-            insert(File),
-            [
-                {
-                    "project_id": project_id,
-                    "path": p,
-                    "path_key": case_key(p),
-                    "digest": d,
-                    "size": s,
-                    "added_in": new,
-                    "removed_in": None,
-                }
-                for p, d, s in rows
-            ],
-        )
+    _insert_files(session, project_id, inserts, new)
     check_no_file_folder_clash(session, project_id, new_paths)
     project = session.get_one(Project, project_id)
     project.file_count += len(inserts) - len(closing)
@@ -280,6 +261,46 @@ def _apply(session: Session, who: Principal, project_id: int, delta: CommitDelta
     )
     session.flush()
     return result
+
+
+def _insert_files(
+    session: Session, project_id: int, rows: list[tuple[str, str, int]], version: int
+) -> None:
+    """Insert the new live rows ``(path, digest, size)``, added in ``version``.
+
+    On PostgreSQL by ``COPY`` (psycopg writes the rows in C, no statement per
+    batch, no SQLAlchemy parameter processing); elsewhere by multi-row INSERTs.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        dbapi = session.connection().connection.driver_connection
+        assert dbapi is not None  # a checked-out connection always has its driver's
+        with (
+            dbapi.cursor() as cursor,
+            cursor.copy(
+                "COPY files (project_id, path, path_key, digest, size, added_in) FROM STDIN"
+            ) as copy,
+        ):
+            for path, digest, size in rows:
+                copy.write_row((project_id, path, case_key(path), digest, size, version))
+        return
+    for batch in chunked(rows, INSERT_BATCH):
+        session.execute(
+            insert(File),
+            [
+                {
+                    "project_id": project_id,
+                    "path": p,
+                    "path_key": case_key(p),
+                    "digest": d,
+                    "size": s,
+                    "added_in": version,
+                    "removed_in": None,
+                }
+                for p, d, s in batch
+            ],
+        )
 
 
 def _note_push(session: Session, who: Principal, project: Project, result: CommitResult) -> None:
