@@ -27,6 +27,7 @@ import socket
 import ssl
 import threading
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
@@ -86,15 +87,30 @@ class StoreBody:
 
 
 class StoreGetter:
-    """Keep-alive connections to object stores, one in use per calling thread at a time."""
+    """Keep-alive connections to object stores, kept per calling thread.
+
+    Each thread reuses its own idle connections, so taking one needs no lock: with 16
+    transfer threads a shared pool's lock was where they queued (py-spy). Every
+    connection is also listed (weakly) for :meth:`close`.
+    """
 
     def __init__(self, *, timeout: float = 120.0, connect_timeout: float = 10.0) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
+        self._local = threading.local()
+        self._every: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+
+    def _idle(self) -> dict[_Origin, list[http.client.HTTPConnection]]:
+        """This thread's idle connections by origin."""
+        idle: dict[_Origin, list[http.client.HTTPConnection]] | None = getattr(
+            self._local, "idle", None
+        )
+        if idle is None:
+            idle = self._local.idle = {}
+        return idle
 
     @contextlib.contextmanager
     def get(self, url: str) -> Iterator[StoreBody]:
@@ -161,13 +177,13 @@ class StoreGetter:
         )
 
     def close(self) -> None:
-        """Close every idle connection; the getter opens none after this."""
+        """Close every connection; the getter keeps none after this."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for c in conns:
-                c.close()
+            every = list(self._every)
+            self._every.clear()
+        for c in every:
+            c.close()
 
     def _send(
         self, origin: _Origin, target: str, url: str
@@ -188,21 +204,19 @@ class StoreGetter:
             raise _transport_error(e, url, reading=True) from e
 
     def _acquire(self, origin: _Origin) -> http.client.HTTPConnection | None:
-        with self._lock:
-            conns = self._idle.get(origin, [])
-            while conns:
-                conn = conns.pop()
-                if _still_open(conn):
-                    return conn
-                conn.close()
+        conns = self._idle().get(origin, [])
+        while conns:
+            conn = conns.pop()
+            if _still_open(conn):
+                return conn
+            conn.close()
         return None
 
     def _release(self, origin: _Origin, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.setdefault(origin, []).append(conn)
-                return
-        conn.close()
+        if self._closed:
+            conn.close()
+        else:
+            self._idle().setdefault(origin, []).append(conn)
 
     def _connect(
         self, origin: _Origin, url: str, method: str = "GET"
@@ -217,6 +231,8 @@ class StoreGetter:
             )
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        with self._lock:
+            self._every.add(conn)
         try:
             conn.connect()
         except (OSError, http.client.HTTPException) as e:

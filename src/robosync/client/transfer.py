@@ -61,6 +61,10 @@ _DOWNLOAD_CHUNK = 1024 * 1024
 _COMPLETE_EVERY = 100
 DURABLE_EVERY_FILES = 1000
 DURABLE_EVERY_BYTES = 1 << 30
+# A downloaded file at least this large has its writeback started at once: for 8 MiB
+# images the clone took 0.86x the time; for 32 KiB ones the extra call cost more
+# (bench/push_cpu.py), and the batch's syncfs merges their writes anyway.
+WRITEBACK_FROM_BYTES = 256 * 1024
 _COMPLETERS = 4
 T = TypeVar("T")
 
@@ -554,6 +558,8 @@ class Transfer:
                     {"path": t.path, "digest": t.digest},
                 )
             verified.append(verifier)
+            if t.size >= WRITEBACK_FROM_BYTES:
+                confined.start_writeback(fd)
 
         st = confined.write_file(root, t.path, fill, durable=False, sync_data=False)
         with self.stats.lock:
