@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
 from robosync.server.db import migrate
 from robosync.server.db.engine import Database
@@ -80,3 +81,61 @@ def test_descendant_probe_uses_the_case_key_index_on_fresh_rows(pg_db: Database)
     assert probe, f"the range is not an index condition:\n{plan}"
     assert "Rows Removed by Filter" not in plan
     assert "Filter: ((path_key >=" not in plan, plan
+
+
+def _index_rows_fetched(session: Session) -> int:
+    """Rows the current transaction has fetched through indexes of ``files``' partitions."""
+    return int(
+        session.scalar(
+            text(
+                "SELECT coalesce(sum(idx_tup_fetch), 0) FROM pg_stat_xact_user_tables "
+                "WHERE relname LIKE 'files_p%'"
+            )
+        )
+    )
+
+
+def test_probe_reads_one_row_per_key_when_statistics_say_the_project_is_empty(
+    pg_db: Database,
+) -> None:
+    # As in production: ANALYZE has seen other projects but none of this one's rows, so
+    # the planner expects one row. An equality probe (is this folder a live file?) then
+    # scanned the project by another index and filtered every row once per key (20
+    # folders x 5000 rows here). The range probe's bad plan (a sort after such a scan,
+    # 4 s per 1000 keys) appears with more data than this test makes: bench/scale.py
+    # shows it (10k-line delta 16 s without `enable_sort = off`, 1 s with it).
+    with pg_db.writing() as session:
+        session.execute(text("INSERT INTO users (id, name, created_at) VALUES (2, 'v', now())"))
+        # Project 2 is the one under test; 200 others hold 10 rows each.
+        session.execute(
+            text(
+                "INSERT INTO projects (id, owner_id, name, head_version, file_count, "
+                "total_bytes, created_at, updated_at) "
+                "SELECT p, 2, 'p' || p, 1, 0, 0, now(), now() FROM generate_series(2, 202) p"
+            )
+        )
+        session.execute(
+            text(
+                "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
+                "SELECT p, 'x/' || i, 'x/' || i, repeat('b', 64), 1, 1 "
+                "FROM generate_series(3, 202) p, generate_series(1, 10) i"
+            )
+        )
+    with pg_db.writing() as session:
+        session.execute(text("ANALYZE files"))
+    paths = [f"cam{i % 20}/img{i:05}.jpg" for i in range(ROWS)]
+    with pg_db.writing() as session:
+        session.execute(
+            text(
+                "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
+                "SELECT 2, p, p, repeat('a', 64), 1, 1 FROM unnest(CAST(:paths AS text[])) p"
+            ),
+            {"paths": paths},
+        )
+        before = _index_rows_fetched(session)
+        check_no_file_folder_clash(session, 2, paths[:1000])
+        fetched = _index_rows_fetched(session) - before
+        session.rollback()
+    # One probe per new path and per parent folder: a few thousand rows at most, not
+    # 1000 keys x 5000 rows.
+    assert fetched < 10 * 1000, fetched

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, String, collate, func, select, type_coerce
+from sqlalchemy import ColumnElement, String, collate, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from robosync.errors import Unprocessable
@@ -78,7 +78,9 @@ def _first_live(
     low, high = (key.concat("/"), key.concat("0")) if below else (key, key)
     if postgresql:  # the bounds must compare like the column for its index to apply
         low, high = collate(low, "C"), collate(high, "C")
-    match = File.path_key >= low if below else File.path_key == low
+    # A range in both cases (for a key itself, [key, key]): an equality would let the
+    # planner skip the sort, so a plan that filters the whole project stays possible.
+    upper = File.path_key < high if below else File.path_key <= high
     # Only path_key, in path_key order: inside a commit that just added
     # thousands of rows, PostgreSQL's statistics still say the project is
     # empty, and with File.path selected it probed the (project_id, path)
@@ -89,17 +91,28 @@ def _first_live(
         .where(
             File.project_id == project_id,
             File.removed_in.is_(None),
-            match,
-            *([File.path_key < high] if below else []),
+            File.path_key >= low,
+            upper,
         )
         .order_by(File.path_key)
         .limit(1)
         .scalar_subquery()
     )
     inner = select(key.label("key"), found.label("found")).select_from(listed).subquery()
-    row = session.execute(
-        select(inner.c.key, inner.c.found).where(inner.c.found.is_not(None)).limit(1)
-    ).first()
+    if postgresql:
+        # After ANALYZE saw the project empty (its rows came later, or in this very
+        # commit) the planner expects one row, scans the project by another index and
+        # sorts: every key then filters the whole project (4 s per 1000 keys on 10k rows,
+        # bench/scale.py). Without sorts the only plan left is the range scan of the live
+        # (project_id, path_key) index, which is the right one at any size.
+        session.execute(text("SET LOCAL enable_sort = off"))
+    try:
+        row = session.execute(
+            select(inner.c.key, inner.c.found).where(inner.c.found.is_not(None)).limit(1)
+        ).first()
+    finally:
+        if postgresql:
+            session.execute(text("RESET enable_sort"))
     if row is None:
         return None
     path = session.scalar(
