@@ -48,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import robot_env  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
@@ -155,14 +156,7 @@ class Robosync(Tool):
         }
         command = [f"{self.bin}robosync-server"] if self.bin else None
         self.server = ServerProcess(self.work / f"server-{run}", env, command).start()
-        token = self.server.make_token("bench", "bench")
-        self.env = {
-            **os.environ,
-            "ROBOSYNC_SERVER": self.server.url,
-            "ROBOSYNC_TOKEN": token,
-            "ROBOSYNC_CONFIG_DIR": str(self.work / f"cfg-{run}"),
-            "ROBOSYNC_ROBOT": "bench",
-        }
+        self.env = robot_env(self.server, self.work / f"cfg-{run}")
         self.project = f"p-{run}"
 
     def upload(self, src: Path) -> float:

@@ -41,6 +41,34 @@ def pg_db() -> Iterator[Database]:
             db.dispose()
 
 
+def _add_projects(session: Session, owner: int, first: int, last: int) -> None:
+    """User ``owner`` and its projects ``first``..``last`` (ids), each at version 1."""
+    session.execute(
+        text("INSERT INTO users (id, name, created_at) VALUES (:u, 'u' || :u, now())"),
+        {"u": owner},
+    )
+    session.execute(
+        text(
+            "INSERT INTO projects (id, owner_id, name, head_version, file_count, "
+            "total_bytes, created_at, updated_at) "
+            "SELECT p, :u, 'p' || p, 1, 0, 0, now(), now() "
+            "FROM generate_series(CAST(:a AS bigint), CAST(:b AS bigint)) p"
+        ),
+        {"u": owner, "a": first, "b": last},
+    )
+
+
+def _add_files(session: Session, project: int, paths: list[str]) -> None:
+    """Live rows of ``paths`` in ``project``, added in version 1 (no statistics gathered)."""
+    session.execute(
+        text(
+            "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
+            "SELECT :p, path, path, repeat('a', 64), 1, 1 FROM unnest(CAST(:paths AS text[])) path"
+        ),
+        {"p": project, "paths": paths},
+    )
+
+
 def test_descendant_probe_uses_the_case_key_index_on_fresh_rows(pg_db: Database) -> None:
     paths = [f"cam{i % 20}/img{i:05}.jpg" for i in range(ROWS)]
     statements: list[tuple[str, object]] = []
@@ -50,20 +78,8 @@ def test_descendant_probe_uses_the_case_key_index_on_fresh_rows(pg_db: Database)
             statements.append((statement, params))
 
     with pg_db.writing() as session:
-        session.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'u', now())"))
-        session.execute(
-            text(
-                "INSERT INTO projects (id, owner_id, name, head_version, file_count, "
-                "total_bytes, created_at, updated_at) VALUES (1, 1, 'p', 1, 0, 0, now(), now())"
-            )
-        )
-        session.execute(
-            text(
-                "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
-                "SELECT 1, p, p, repeat('a', 64), 1, 1 FROM unnest(CAST(:paths AS text[])) p"
-            ),
-            {"paths": paths},
-        )
+        _add_projects(session, owner=1, first=1, last=1)
+        _add_files(session, 1, paths)
         event.listen(pg_db.engine, "before_cursor_execute", record)
         try:
             check_no_file_folder_clash(session, 1, paths[:1000])
@@ -105,15 +121,8 @@ def test_probe_reads_one_row_per_key_when_statistics_say_the_project_is_empty(
     # 4 s per 1000 keys) appears with more data than this test makes: bench/scale.py
     # shows it (10k-line delta 16 s without `enable_sort = off`, 1 s with it).
     with pg_db.writing() as session:
-        session.execute(text("INSERT INTO users (id, name, created_at) VALUES (2, 'v', now())"))
         # Project 2 is the one under test; 200 others hold 10 rows each.
-        session.execute(
-            text(
-                "INSERT INTO projects (id, owner_id, name, head_version, file_count, "
-                "total_bytes, created_at, updated_at) "
-                "SELECT p, 2, 'p' || p, 1, 0, 0, now(), now() FROM generate_series(2, 202) p"
-            )
-        )
+        _add_projects(session, owner=2, first=2, last=202)
         session.execute(
             text(
                 "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
@@ -125,13 +134,7 @@ def test_probe_reads_one_row_per_key_when_statistics_say_the_project_is_empty(
         session.execute(text("ANALYZE files"))
     paths = [f"cam{i % 20}/img{i:05}.jpg" for i in range(ROWS)]
     with pg_db.writing() as session:
-        session.execute(
-            text(
-                "INSERT INTO files (project_id, path, path_key, digest, size, added_in) "
-                "SELECT 2, p, p, repeat('a', 64), 1, 1 FROM unnest(CAST(:paths AS text[])) p"
-            ),
-            {"paths": paths},
-        )
+        _add_files(session, 2, paths)
         before = _index_rows_fetched(session)
         check_no_file_folder_clash(session, 2, paths[:1000])
         fetched = _index_rows_fetched(session) - before
