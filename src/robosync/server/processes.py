@@ -18,7 +18,8 @@ from pathlib import Path
 
 # SeaweedFS's gRPC listens on every HTTP port + 10000, so both must be free.
 GRPC_OFFSET = 10000
-_PORT_RANGE = (20000, 55000)
+_LOWEST_PORT = 10000
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 def free_port() -> int:
@@ -37,12 +38,31 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _pair_range() -> tuple[int, int]:
+    # Below the kernel's ephemeral range, so that no outgoing connection can
+    # take a port of a store that is stopped for a while and started again.
+    try:
+        ephemeral_low = int(_EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    top = ephemeral_low - GRPC_OFFSET
+    if top - _LOWEST_PORT < 1000:
+        return (20000, 55000)
+    return (_LOWEST_PORT, top)
+
+
 def free_port_pairs(count: int) -> list[int]:
-    """``count`` distinct ports ``p`` with ``p`` and ``p + 10000`` both free on loopback."""
+    """``count`` distinct ports ``p`` with ``p`` and ``p + 10000`` both free on loopback.
+
+    They are chosen below the ephemeral range (where the kernel has room), so a
+    process may stop and start again on the same ports without an outgoing
+    connection having taken one meanwhile.
+    """
     chosen: list[int] = []
     rng = secrets.SystemRandom()
+    low, high = _pair_range()
     for _ in range(10_000):
-        p = rng.randrange(*_PORT_RANGE)
+        p = rng.randrange(low, high)
         taken = {q for c in chosen for q in (c, c + GRPC_OFFSET)}
         if p in taken or p + GRPC_OFFSET in taken:
             continue
