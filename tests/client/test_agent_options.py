@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from robosync.client.agent import AgentOptions
+from robosync.client.agent import AgentOptions, FolderSync
 from robosync.client.agentstate import AgentState, load_state, save_state, state_path
 from robosync.client.schedule import Backoff, SyncWindow, check_passes
 from robosync.client.sizes import parse_size
@@ -103,3 +104,16 @@ def test_state_file_is_replaced_whole(tmp_path: Path):
 def test_a_rescan_interval_under_a_second_is_refused():
     with pytest.raises(InvalidInput, match="rescan: must be at least 1"):
         AgentOptions().updated({"rescan": 0})
+
+
+def test_a_push_that_left_out_young_captures_is_not_due_again_at_once(tmp_path: Path):
+    folder = FolderSync(tmp_path, AgentOptions(settle=0.5))
+    now = time.monotonic()
+    folder.next_rescan = now + 300
+    folder.dirty_since = now - 10  # a burst going on for 10 s: its batch is overdue
+    folder.last_change = now
+    assert folder.push_due(now)
+    folder.take_changes()
+    folder.left_out(started=now)  # committed the settled part, left out the youngest
+    assert not folder.push_due(time.monotonic()), "push after push under continuous capture"
+    assert folder.push_due(time.monotonic() + 0.5 + 0.01)  # once those could have settled
