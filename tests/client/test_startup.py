@@ -2,8 +2,9 @@
 
 Import time is most of a no-op ``robosync push`` (``bench/startup.py`` measures it);
 here the property behind it is checked: ``httpx`` and the pydantic protocol models are
-loaded on first use only (``robosync.client.deferred``), and a push with nothing to send
-uses neither. Timing is not asserted.
+loaded on first use only (``robosync.client.deferred``), the store connections
+(``robosync.client.storeget``, with ``http.client`` and ``ssl``) with the first body sent
+or fetched, and a push with nothing to send uses none of them. Timing is not asserted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as e:
     code = e.code
-heavy = ("httpx._client", "pydantic", "pydantic_core", "h11", "httpcore")
+heavy = ("httpx._client", "pydantic", "pydantic_core", "h11", "httpcore",
+         "robosync.client.storeget", "http.client", "ssl")
 print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules],
                   "protocol": type(sys.modules["robosync.protocol"]).__name__}))
 """

@@ -16,9 +16,9 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -593,7 +593,7 @@ class Project:
             result.commit_attempts = attempt
             # One key per attempt-set: the retry wrapper resends this same commit
             # with this key, a commit after a merge is a new commit with a new key.
-            key = uuid.uuid4().hex
+            key = secrets.token_hex(16)
             base = self.index.base_version
             try:
                 snapshot = dict(changes)

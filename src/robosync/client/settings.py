@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +127,7 @@ class ClientSettings:
         version the robot commits (``log``); two clones on one host differ by
         ``--robot`` at clone time or by their own ``ROBOSYNC_ROBOT``.
         """
-        return explicit or self.robot or socket.gethostname() or "robot"
+        return explicit or self.robot or _hostname() or "robot"
 
 
 def _bwlimit(text: str | None) -> int | None:
@@ -138,3 +137,12 @@ def _bwlimit(text: str | None) -> int | None:
         return parse_size(text) or None
     except ValueError as e:
         raise InvalidInput(f"ROBOSYNC_BWLIMIT: {e}") from None
+
+
+def _hostname() -> str:
+    # os.uname() is what socket.gethostname() reads on POSIX, without loading socket.
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()

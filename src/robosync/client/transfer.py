@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from robosync import protocol
 from robosync.client import confined
@@ -47,10 +47,12 @@ from robosync.client.leftout import (
 )
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying
-from robosync.client.storeget import StoreGetter, direct_route
 from robosync.client.trust import UntrustedAnswer, checked_links
 from robosync.digest import BlockVerifier
 from robosync.errors import Forbidden, IntegrityError, RobosyncError
+
+if TYPE_CHECKING:
+    from robosync.client.storeget import StoreGetter
 
 DEFAULT_JOBS = 16
 BATCH = 1000
@@ -193,7 +195,7 @@ class Transfer:
         self.stats = TransferStats()
         self._store: httpx.Client | None = None
         self._store_lock = threading.Lock()
-        self.getter = StoreGetter(timeout=120.0, connect_timeout=10.0)
+        self._getter: StoreGetter | None = None
         self._buffers = threading.local()
         self._written_dirs: set[Path] = set()
         # Digests whose completion answered ``retry`` in the first round; None
@@ -232,11 +234,24 @@ class Transfer:
                     )
         return self._store
 
+    @property
+    def getter(self) -> StoreGetter:
+        """The store connections of most bodies, made on first use: a push with nothing
+        to send loads neither them nor ``http.client`` and ``ssl``."""
+        if self._getter is None:
+            from robosync.client.storeget import StoreGetter
+
+            with self._store_lock:
+                if self._getter is None:
+                    self._getter = StoreGetter(timeout=120.0, connect_timeout=10.0)
+        return self._getter
+
     def close(self) -> None:
         """Close the store connection pools."""
         if self._store is not None:
             self._store.close()
-        self.getter.close()
+        if self._getter is not None:
+            self._getter.close()
 
     # --- uploads ----------------------------------------------------------
 
@@ -395,7 +410,7 @@ class Transfer:
                 if src.stamp is not None:
                     still_as_hashed(src.file, src.stamp, "uploaded")
 
-        direct = direct_route(part.url)
+        direct = _direct_route(part.url)
         paced = self._paced(body)
 
         def once() -> str:
@@ -500,7 +515,7 @@ class Transfer:
     def _fetch_group(self, root: Path, url: str, group: list[DownloadTarget]) -> list[Written]:
         first = group[0]
         what = f"download of {first.path}"
-        direct = direct_route(url)
+        direct = _direct_route(url)
 
         def once() -> Written:
             if direct:
@@ -597,6 +612,12 @@ class Transfer:
             dirs, self._written_dirs = self._written_dirs, set()
         for d in dirs:
             _fsync_dir(d)
+
+
+def _direct_route(url: str) -> bool:
+    from robosync.client.storeget import direct_route  # loaded with the first body
+
+    return direct_route(url)
 
 
 class ChunkFiller:
