@@ -7,6 +7,7 @@ images, pushes it once, and then times, as whole processes, ``robosync push`` (n
 to send) and ``robosync status`` (one request to the server) with this checkout and with
 each ``--also BIN_DIR`` installation, alternating run by run so that both see the same
 machine. CPU is the child's user + system time (rusage); wall is what a user waits.
+Each installation is byte-compiled first, as ``pip install`` leaves it.
 
     python bench/startup.py --files 200 --runs 15 --also /tmp/base/.venv/bin
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import robot_env, spread, timed_child  # noqa: E402
+from bench.harness import compile_like_pip, robot_env, spread, timed_child  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
 COMMANDS = {"no-op push": ["push"], "status": ["status"], "python -c pass": []}
@@ -40,6 +41,8 @@ def main() -> None:
     installs = {"this checkout": here} | {
         f"{d.resolve().parent.parent.name}": d.resolve() for d in a.also
     }
+    for bin_dir in installs.values():
+        compile_like_pip(bin_dir)
     work = Path(tempfile.mkdtemp(prefix="robosync-startup-"))
     srv = ServerProcess(work / "server", {}).start()
     try:
