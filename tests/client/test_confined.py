@@ -55,6 +55,18 @@ def test_write_makes_missing_folders_and_uses_the_umask(tmp_path: Path):
     assert [p.name for p in (tmp_path / "a/b").iterdir()] == ["c.png"]  # no temp file left
 
 
+def test_an_empty_folder_where_the_file_goes_gives_way_a_full_one_stays(tmp_path: Path):
+    (tmp_path / "empty.png").mkdir()
+    (tmp_path / "full.png").mkdir()
+    (tmp_path / "full.png" / "inner.png").write_bytes(b"kept")
+    confined.write_file(tmp_path, "empty.png", confined.filler(b"new"))
+    assert (tmp_path / "empty.png").read_bytes() == b"new"
+    with pytest.raises(IsADirectoryError):
+        confined.write_file(tmp_path, "full.png", confined.filler(b"new"))
+    assert (tmp_path / "full.png" / "inner.png").read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "full.png"]  # no temp
+
+
 def test_remove_and_rename_refuse_a_symlinked_folder(layout: tuple[Path, Path]):
     root, outside = layout
     with pytest.raises(SymlinkInPath):
