@@ -13,8 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from robosync.client.deferred import OnFirstUse
 from robosync.client.index import ProjectConfig
 from tests.fixtures.server import free_port
 
@@ -70,3 +73,19 @@ def test_a_push_with_files_to_send_loads_them_on_first_use(tmp_path: Path):
     assert result["code"] == 1
     assert "httpx._client" in result["loaded"] and "pydantic" in result["loaded"]
     assert result["protocol"] == "module"
+
+
+def test_an_object_made_on_first_use_is_made_once_however_many_threads_ask():
+    made: list[object] = []
+
+    def make() -> object:
+        time.sleep(0.02)  # a window in which a second thread could start making one too
+        made.append(object())
+        return made[-1]
+
+    lazy = OnFirstUse(make)
+    assert lazy.made is None
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda _: lazy.get(), range(16)))
+    assert len(made) == 1
+    assert all(g is made[0] for g in got) and lazy.made is made[0]

@@ -9,7 +9,6 @@ read: the server is not trusted with the folder.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from urllib.parse import quote
 
 from robosync import __version__, protocol
 from robosync.client.bandwidth import BandwidthLimiter
-from robosync.client.deferred import httpx
+from robosync.client.deferred import OnFirstUse, httpx
 from robosync.client.retry import Retrying
 from robosync.client.settings import check_server_url
 from robosync.client.trust import checked_changes, checked_entries, parsed_lines
@@ -79,31 +78,29 @@ class Api:
         self._token = token
         self._timeout = timeout
         self._transport = transport
-        self._http: httpx.Client | None = None
-        self._http_lock = threading.Lock()
+        self._http = OnFirstUse(self._new_http)
 
     @property
     def http(self) -> httpx.Client:
         """The connection pool, made on first use: a command that needs no server never pays
         for it (making one loads the TLS trust store, ~0.1 s of a no-op push)."""
-        if self._http is None:
-            with self._http_lock:
-                if self._http is None:
-                    self._http = httpx.Client(
-                        base_url=self.server + protocol.API_PREFIX,
-                        headers={
-                            "Authorization": f"Bearer {self._token}",
-                            "User-Agent": f"robosync/{__version__}",
-                        },
-                        timeout=httpx.Timeout(self._timeout, connect=10.0),
-                        transport=self._transport,
-                    )
-        return self._http
+        return self._http.get()
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.server + protocol.API_PREFIX,
+            headers={
+                "Authorization": f"Bearer {self._token}",
+                "User-Agent": f"robosync/{__version__}",
+            },
+            timeout=httpx.Timeout(self._timeout, connect=10.0),
+            transport=self._transport,
+        )
 
     def close(self) -> None:
         """Close the connection pool (if one was made)."""
-        if self._http is not None:
-            self._http.close()
+        if (http := self._http.made) is not None:
+            http.close()
 
     # --- plumbing ---------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Modules loaded on first use, so a command that needs no server starts fast.
+"""Modules loaded, and objects made, on first use, so a command that needs no server
+starts fast.
 
 ``httpx`` (with its TLS and HTTP/2 machinery) and ``robosync.protocol`` (pydantic models,
 whose classes are built at import) are most of the client's import time: ~0.16 s of CPU
@@ -12,14 +13,22 @@ import system reads ``__spec__``). Client modules therefore write
 ``from robosync.client.deferred import httpx`` and ``from robosync import protocol``
 (the package attribute is the placeholder itself), then ``httpx.X`` / ``protocol.X``
 where they use them. A module that was already imported is left as it is.
+
+:class:`OnFirstUse` holds an object that is costly to make (an HTTP connection pool loads
+the TLS trust store) and made the first time it is asked for, once even when many
+transfer threads ask at the same moment.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
+from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def defer(name: str) -> ModuleType:
@@ -39,6 +48,30 @@ def defer(name: str) -> ModuleType:
     return module
 
 
+class OnFirstUse(Generic[T]):
+    """An object made by ``make`` the first time :meth:`get` is called, and only once."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """The object, made now if this is the first call."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                value = self._value
+                if value is None:
+                    value = self._value = self._make()
+        return value
+
+    @property
+    def made(self) -> T | None:
+        """The object if it was made, else ``None`` (to close only what exists)."""
+        return self._value
+
+
 if TYPE_CHECKING:
     import httpx
 
@@ -47,4 +80,4 @@ else:
     httpx = defer("httpx")
     protocol = defer("robosync.protocol")
 
-__all__ = ["defer", "httpx", "protocol"]
+__all__ = ["OnFirstUse", "defer", "httpx", "protocol"]

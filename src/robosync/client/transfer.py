@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, TypeVar
 from robosync import protocol
 from robosync.client import confined
 from robosync.client.api import Api, error_of
-from robosync.client.deferred import httpx
+from robosync.client.deferred import OnFirstUse, httpx
 from robosync.client.leftout import (
     FileTrouble,
     Stamp,
@@ -193,9 +193,8 @@ class Transfer:
         base = retrying or api.retrying
         self.retrying = dataclasses.replace(base, sleep=self._pause)
         self.stats = TransferStats()
-        self._store: httpx.Client | None = None
-        self._store_lock = threading.Lock()
-        self._getter: StoreGetter | None = None
+        self._store = OnFirstUse(self._new_store)
+        self._getter = OnFirstUse(_new_getter)
         self._buffers = threading.local()
         self._written_dirs: set[Path] = set()
         # Digests whose completion answered ``retry`` in the first round; None
@@ -222,36 +221,29 @@ class Transfer:
     def store(self) -> httpx.Client:
         """The httpx pool for the store, made on first use (most bodies go through
         :attr:`getter`; a push with nothing to send needs neither)."""
-        if self._store is None:
-            with self._store_lock:
-                if self._store is None:
-                    self._store = httpx.Client(
-                        timeout=httpx.Timeout(120.0, connect=10.0),
-                        limits=httpx.Limits(
-                            max_connections=self.jobs * 2,
-                            max_keepalive_connections=self.jobs * 2,
-                        ),
-                    )
-        return self._store
+        return self._store.get()
+
+    def _new_store(self) -> httpx.Client:
+        return httpx.Client(
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=self.jobs * 2,
+                max_keepalive_connections=self.jobs * 2,
+            ),
+        )
 
     @property
     def getter(self) -> StoreGetter:
         """The store connections of most bodies, made on first use: a push with nothing
         to send loads neither them nor ``http.client`` and ``ssl``."""
-        if self._getter is None:
-            from robosync.client.storeget import StoreGetter
-
-            with self._store_lock:
-                if self._getter is None:
-                    self._getter = StoreGetter(timeout=120.0, connect_timeout=10.0)
-        return self._getter
+        return self._getter.get()
 
     def close(self) -> None:
         """Close the store connection pools."""
-        if self._store is not None:
-            self._store.close()
-        if self._getter is not None:
-            self._getter.close()
+        if (store := self._store.made) is not None:
+            store.close()
+        if (getter := self._getter.made) is not None:
+            getter.close()
 
     # --- uploads ----------------------------------------------------------
 
@@ -612,6 +604,12 @@ class Transfer:
             dirs, self._written_dirs = self._written_dirs, set()
         for d in dirs:
             _fsync_dir(d)
+
+
+def _new_getter() -> StoreGetter:
+    from robosync.client.storeget import StoreGetter  # loaded with the first body
+
+    return StoreGetter(timeout=120.0, connect_timeout=10.0)
 
 
 def _direct_route(url: str) -> bool:
