@@ -25,6 +25,13 @@ Run::
 
     python bench/peers.py [--datasets A,B,C] [--repeat 3] [--scale 1.0]
 
+A robot installs the client alone, whose start-up loads fewer modules than a developer's
+environment (where, e.g., ``click``, ``rich`` and ``trio`` make httpx and httpcore import
+more). To time that install too::
+
+    python -m venv /tmp/robot && /tmp/robot/bin/pip install .
+    python bench/peers.py --robot /tmp/robot/bin
+
 ``--scale 0.1`` shrinks every dataset's file count (for a quick look). It
 prints, per dataset and scenario, min / median / max seconds of each tool and
 the ratios robosync / best peer and robosync / boto3 (medians of the pairwise
@@ -139,11 +146,17 @@ class Robosync(Tool):
 
     name = "robosync"
 
-    def __init__(self, s3: SeaweedFS, work: Path, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self, s3: SeaweedFS, work: Path, bin_dir: Path | None = None, *, robot: bool = False
+    ) -> None:
         self.s3, self.work = s3, work
         self.bin = f"{bin_dir}/" if bin_dir else ""
+        # A robot's install holds the client alone: it talks to this checkout's server.
+        self.server_bin = "" if robot else self.bin
         if bin_dir:
-            self.name = f"robosync@{bin_dir.parent.parent.name}"
+            self.name = (
+                "robosync (robot install)" if robot else f"robosync@{bin_dir.parent.parent.name}"
+            )
         self.server: ServerProcess | None = None
         self.project = ""
         compile_like_pip(bin_dir)
@@ -156,7 +169,7 @@ class Robosync(Tool):
             "ROBOSYNC_S3_SECRET_KEY": self.s3.secret_key,
             "ROBOSYNC_S3_REGION": self.s3.region,
         }
-        command = [f"{self.bin}robosync-server"] if self.bin else None
+        command = [f"{self.server_bin}robosync-server"] if self.server_bin else None
         self.server = ServerProcess(self.work / f"server-{run}", env, command).start()
         self.env = robot_env(self.server, self.work / f"cfg-{run}")
         self.project = f"p-{run}"
@@ -406,6 +419,16 @@ def main() -> None:
         metavar="BIN_DIR",
         help="also run the robosync installed in BIN_DIR (e.g. an older checkout's .venv/bin)",
     )
+    ap.add_argument(
+        "--robot",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="BIN_DIR",
+        help="also run the client installed in BIN_DIR as a robot installs it, with the\n"
+        "client's dependencies alone (python -m venv DIR && DIR/bin/pip install .),\n"
+        "against this checkout's server",
+    )
     a = ap.parse_args()
     wanted = set(a.tools.split(","))
     for exe in ("rclone", "s5cmd", "dvc"):
@@ -420,6 +443,7 @@ def main() -> None:
     with SeaweedFS(work / "weed") as s3:
         tools: list[Tool] = [Robosync(s3, work)]
         tools += [Robosync(s3, work, bin_dir.resolve()) for bin_dir in a.also]
+        tools += [Robosync(s3, work, bin_dir.resolve(), robot=True) for bin_dir in a.robot]
         tools += [Rclone(s3)] if "rclone" in wanted else []
         tools += [S5cmd(s3)] if "s5cmd" in wanted else []
         tools += [Dvc(s3, work)] if "dvc" in wanted else []
