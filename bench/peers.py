@@ -154,9 +154,8 @@ class Robosync(Tool):
         # A robot's install holds the client alone: it talks to this checkout's server.
         self.server_bin = "" if robot else self.bin
         if bin_dir:
-            self.name = (
-                "robosync (robot install)" if robot else f"robosync@{bin_dir.parent.parent.name}"
-            )
+            where = bin_dir.parent.parent.name
+            self.name = f"robosync (robot install, {where})" if robot else f"robosync@{where}"
         self.server: ServerProcess | None = None
         self.project = ""
         compile_like_pip(bin_dir)
