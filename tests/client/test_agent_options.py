@@ -114,6 +114,6 @@ def test_a_push_that_left_out_young_captures_is_not_due_again_at_once(tmp_path: 
     folder.last_change = now
     assert folder.push_due(now)
     folder.take_changes()
-    folder.left_out(started=now)  # committed the settled part, left out the youngest
+    folder.still_pending(now)  # committed the settled part, left out the youngest
     assert not folder.push_due(time.monotonic()), "push after push under continuous capture"
     assert folder.push_due(time.monotonic() + 0.5 + 0.01)  # once those could have settled

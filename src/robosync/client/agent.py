@@ -261,20 +261,6 @@ class FolderSync:
             # Files left out were too young: ask again once they can have settled.
             self.last_change = max(self.last_change or 0.0, time.monotonic())
 
-    def left_out(self, started: float) -> None:
-        """A push that began at ``started`` committed, but left out files too young to send.
-
-        They are what is pending now, dated from that push: what was older went in
-        with it. (Dated from the older changes, the batch stayed overdue, and under
-        continuous capture push followed push back to back: 60 commits for a 10 s
-        burst.) A burst that goes on is then pushed every ``max_batch_delay``.
-        """
-        with self._dirty_lock:
-            self.dirty_since = (
-                started if self.dirty_since is None else min(started, self.dirty_since)
-            )
-            self.last_change = max(self.last_change or 0.0, time.monotonic())
-
     # --- decisions --------------------------------------------------------
 
     def push_due(self, now: float) -> bool:
@@ -473,11 +459,14 @@ class Agent:
         f.next_disk_check = 0.0
         if r.left_out:
             # Written during the settle time, or changed while uploaded: due
-            # again once they have settled.
-            if r.committed:
-                f.left_out(started)
+            # again once they have settled. After a commit they date from this
+            # push (what was older went in with it); dated from the burst's start
+            # the batch stayed overdue and, under continuous capture, push followed
+            # push back to back (60 versions for a 10 s burst).
+            if r.committed or since is None:
+                f.still_pending(started)
             else:
-                f.still_pending(min(since, started) if since is not None else started)
+                f.still_pending(min(since, started))
         if self.options.evict_after_push:
             self._evict(f, p, None)
 
