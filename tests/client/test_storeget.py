@@ -120,3 +120,49 @@ def test_kept_alive_connection_is_reused(tiny_server):
     # The counter is per connection: "answer 2" proves the second GET reused the first's.
     assert [read_all(getter, url) for _ in range(2)] == [b"answer 1", b"answer 2"]
     getter.close()
+
+
+def test_headers_are_read_as_sent_folded_repeated_and_in_any_case(tiny_server):
+    def headers(conn: socket.socket, _: int) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nX-Amz-Meta-Note: first\r\n  folded on\r\n"
+            b"x-amz-meta-note: second\r\nCONTENT-LENGTH: 2\r\n\r\nok"
+        )
+
+    getter = StoreGetter(timeout=5)
+    with getter.get(tiny_server(headers)) as body:
+        assert body.headers == [
+            ("X-Amz-Meta-Note", "first folded on"),
+            ("x-amz-meta-note", "second"),
+            ("CONTENT-LENGTH", "2"),
+        ]
+        assert body.to_httpx().headers.get_list("x-amz-meta-note") == [
+            "first folded on",
+            "second",
+        ]
+    getter.close()
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(tiny_server):
+    def chunked(conn: socket.socket, count: int) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n%x\r\n answer %d\r\n0\r\n\r\n" % (len(f" answer {count}"), count)
+        )
+
+    getter = StoreGetter(timeout=5)
+    url = tiny_server(chunked)
+    assert [read_all(getter, url) for _ in range(2)] == [b"hello answer 1", b"hello answer 2"]
+    getter.close()
+
+
+def test_an_answer_without_length_ends_with_its_connection(tiny_server):
+    def until_close(conn: socket.socket, count: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody %d" % count)
+        raise ConnectionAbortedError
+
+    getter = StoreGetter(timeout=5)
+    url = tiny_server(until_close)
+    # Read to the close, then a new connection: a kept one would hang or mix answers.
+    assert [read_all(getter, url) for _ in range(2)] == [b"body 1", b"body 1"]
+    getter.close()

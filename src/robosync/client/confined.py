@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import stat as stat_mod
@@ -123,37 +124,65 @@ def write_file(
     """
     _, name = _split(path)
     with open_folder(root, path, create=True) as folder:
-        tmp = TEMP_PREFIX + secrets.token_hex(8)
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            _FILE_MODE,
-            dir_fd=folder,
-        )
+        tmp, fd = _create_temp(folder)
         try:
             try:
                 fill(fd)
                 if sync_data:
                     _sync_data(fd)
+                # A rename keeps size, mtime and inode: this is the stat of the result.
+                st = os.fstat(fd)
             finally:
                 os.close(fd)
-            _clear_empty_folder(folder, name)
-            os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            try:
+                os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+            except OSError as e:
+                if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                # An empty folder left where the version now has a file (its files
+                # were deleted) gives way; one still holding files stays, and fails.
+                _remove_empty_folder(folder, name, e)
+                os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=folder)
             raise
         if durable:
             os.fsync(folder)
-        return os.stat(name, dir_fd=folder, follow_symlinks=False)
+        return st
 
 
-def _clear_empty_folder(folder: int, name: str) -> None:
-    # An empty folder left where the version now has a file (its files were
-    # deleted) gives way; a folder still holding files stays and the rename fails.
-    with contextlib.suppress(OSError):
-        if stat_mod.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+# Temp names: a random prefix per process and a counter, not a random token per
+# file (one getrandom call fewer per file written); O_EXCL still refuses a clash.
+_TEMP_STEM = TEMP_PREFIX + secrets.token_hex(6) + "-"
+_temp_serial = itertools.count()
+
+
+def _create_temp(folder: int) -> tuple[str, int]:
+    """A new temp file in ``folder``, never an existing name: (name, descriptor)."""
+    while True:
+        tmp = f"{_TEMP_STEM}{next(_temp_serial):x}"
+        try:
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                _FILE_MODE,
+                dir_fd=folder,
+            )
+        except FileExistsError:  # left by a crashed run with the same prefix: next one
+            continue
+        return tmp, fd
+
+
+def _remove_empty_folder(folder: int, name: str, cause: OSError) -> None:
+    try:
+        is_folder = stat_mod.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+        if is_folder:
             os.rmdir(name, dir_fd=folder)
+    except OSError:
+        raise cause from None
+    if not is_folder:
+        raise cause
 
 
 def prune_empty_folders(root: Path, path: str) -> None:

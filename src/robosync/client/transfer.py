@@ -68,6 +68,9 @@ DURABLE_EVERY_BYTES = 1 << 30
 # (bench/push_cpu.py), and the batch's syncfs merges their writes anyway.
 WRITEBACK_FROM_BYTES = 256 * 1024
 _COMPLETERS = 4
+# A download task fetches blobs one after another up to this many, or this many bytes.
+RUN_FILES = 16
+RUN_BYTES = 1024 * 1024
 T = TypeVar("T")
 
 
@@ -196,7 +199,10 @@ class Transfer:
         self._store = OnFirstUse(self._new_store)
         self._getter = OnFirstUse(_new_getter)
         self._buffers = threading.local()
-        self._written_dirs: set[Path] = set()
+        # Folders (project paths) that renames of this download went into.
+        self._written_dirs: set[str] = set()
+        # Whether a store origin is reached without a proxy (the environment is read once).
+        self._direct: dict[str, bool] = {}
         # Digests whose completion answered ``retry`` in the first round; None
         # in the second round, where a lost race is an error like any other.
         self._lost_races: set[str] | None = set()
@@ -210,6 +216,15 @@ class Transfer:
                 return
             if self._abandoned.wait(min(left, 0.2)):
                 self._check_stop()
+
+    def _is_direct(self, url: str) -> bool:
+        """Whether ``url``'s origin is reached without a proxy (see :func:`direct_route`)."""
+        scheme, _, rest = url.partition("://")
+        origin = f"{scheme}://{rest.split('/', 1)[0]}"
+        direct = self._direct.get(origin)
+        if direct is None:
+            direct = self._direct[origin] = _direct_route(url)
+        return direct
 
     def _check_stop(self) -> None:
         if self._cancel.is_set():
@@ -402,7 +417,7 @@ class Transfer:
                 if src.stamp is not None:
                     still_as_hashed(src.file, src.stamp, "uploaded")
 
-        direct = _direct_route(part.url)
+        direct = self._is_direct(part.url)
         paced = self._paced(body)
 
         def once() -> str:
@@ -461,13 +476,13 @@ class Transfer:
             unflushed_bytes = 0
             if batch:
                 confined.sync_filesystem(root)
-            self._sync_dirs()
+            self._sync_dirs(root)
             if batch and on_durable is not None:
                 on_durable(batch)
 
         try:
             with ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-down") as pool:
-                futures: list[Future[list[Written]]] = []
+                futures: list[Future[tuple[list[Written], list[BaseException]]]] = []
                 to_fetch: list[str] = []
                 for digest, group in groups.items():
                     source = local_source(digest)
@@ -482,15 +497,16 @@ class Transfer:
                     except UntrustedAnswer as e:  # fails this batch's files, not the others
                         errors.append(e)
                         continue
-                    for link in links:
-                        group = groups[link.digest]
-                        futures.append(pool.submit(self._fetch_group, root, link.url, group))
+                    fetches = [(link.url, groups[link.digest]) for link in links]
+                    for run in _runs_of_small(fetches):
+                        futures.append(pool.submit(self._fetch_run, root, run))
                 for fut in futures:
                     try:
-                        done = fut.result()
+                        done, failed = fut.result()
                     except BaseException as e:  # keep going: report every file we could write
                         errors.append(e)
                         continue
+                    errors.extend(failed)
                     written.extend(done)
                     unflushed.extend(done)
                     unflushed_bytes += sum(w.size for w in done)
@@ -504,10 +520,24 @@ class Transfer:
             self.progress.finish()
         return written, errors
 
+    def _fetch_run(
+        self, root: Path, run: list[tuple[str, list[DownloadTarget]]]
+    ) -> tuple[list[Written], list[BaseException]]:
+        """Fetch several small blobs in one task: what was written, and each failure."""
+        written: list[Written] = []
+        errors: list[BaseException] = []
+        for url, group in run:
+            try:
+                self._check_stop()
+                written.extend(self._fetch_group(root, url, group))
+            except Exception as e:  # one blob's failure is its own: the others go on
+                errors.append(e)
+        return written, errors
+
     def _fetch_group(self, root: Path, url: str, group: list[DownloadTarget]) -> list[Written]:
         first = group[0]
         what = f"download of {first.path}"
-        direct = _direct_route(url)
+        direct = self._is_direct(url)
 
         def once() -> Written:
             if direct:
@@ -526,8 +556,10 @@ class Transfer:
         self.progress.advance(files=1)
         return [w, *self._copy_rest(root, w.path, group[1:])]
 
-    def _copy_group(self, root: Path, source: str, group: list[DownloadTarget]) -> list[Written]:
-        return self._copy_rest(root, source, group)
+    def _copy_group(
+        self, root: Path, source: str, group: list[DownloadTarget]
+    ) -> tuple[list[Written], list[BaseException]]:
+        return self._copy_rest(root, source, group), []
 
     def _copy_rest(self, root: Path, source: str, group: list[DownloadTarget]) -> list[Written]:
         out = []
@@ -569,8 +601,10 @@ class Transfer:
                 confined.start_writeback(fd)
 
         st = confined.write_file(root, t.path, fill, durable=False, sync_data=False)
-        with self.stats.lock:
-            self._written_dirs.add((root / t.path).parent)
+        folder = t.path.rpartition("/")[0]
+        if folder not in self._written_dirs:
+            with self.stats.lock:
+                self._written_dirs.add(folder)
         return Written(t.path, t.digest, t.size, b"".join(verified[0].block_hashes()), st)
 
     def _stream_verified(
@@ -598,12 +632,29 @@ class Transfer:
             self.progress.advance(nbytes=n)
         return verifier
 
-    def _sync_dirs(self) -> None:
+    def _sync_dirs(self, root: Path) -> None:
         """Make the renames of this download durable: fsync each folder written to, once."""
         with self.stats.lock:
             dirs, self._written_dirs = self._written_dirs, set()
         for d in dirs:
-            _fsync_dir(d)
+            _fsync_dir(root / d)
+
+
+def _runs_of_small(
+    fetches: list[tuple[str, list[DownloadTarget]]],
+) -> Iterator[list[tuple[str, list[DownloadTarget]]]]:
+    """``fetches`` cut into runs for one thread each: small blobs together (one task per
+    32 KiB image cost the main thread more than the fetch), a large one alone."""
+    run: list[tuple[str, list[DownloadTarget]]] = []
+    run_bytes = 0
+    for fetch in fetches:
+        run.append(fetch)
+        run_bytes += fetch[1][0].size
+        if len(run) >= RUN_FILES or run_bytes >= RUN_BYTES:
+            yield run
+            run, run_bytes = [], 0
+    if run:
+        yield run
 
 
 def _new_getter() -> StoreGetter:
