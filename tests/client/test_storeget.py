@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -165,4 +166,21 @@ def test_an_answer_without_length_ends_with_its_connection(tiny_server):
     url = tiny_server(until_close)
     # Read to the close, then a new connection: a kept one would hang or mix answers.
     assert [read_all(getter, url) for _ in range(2)] == [b"body 1", b"body 1"]
+    getter.close()
+
+
+def test_a_store_that_stops_answering_times_out_as_a_transient_timeout(tiny_server):
+    stalled = threading.Event()
+
+    def silent(conn: socket.socket, _: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        stalled.wait(10)  # then nothing more, connection left open
+
+    getter = StoreGetter(timeout=0.5)
+    t = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout) as caught:
+        read_all(getter, tiny_server(silent))
+    assert is_transient(caught.value)
+    assert 0.4 < time.monotonic() - t < 5
+    stalled.set()
     getter.close()

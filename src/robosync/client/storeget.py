@@ -86,6 +86,31 @@ class StoreBody:
         )
 
 
+class StoreAnswer:
+    """The whole (small) answer to a PUT: ``status``, ``headers``, ``content``."""
+
+    def __init__(self, url: str, resp: http.client.HTTPResponse, content: bytes) -> None:
+        self.url = url
+        self.status = resp.status
+        self.headers = resp.getheaders()
+        self.content = content
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), else ``None``."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def to_httpx(self) -> httpx.Response:
+        """This answer as an ``httpx.Response`` (made only for errors: it costs more than
+        the rest of a small upload's client work)."""
+        return httpx.Response(
+            self.status,
+            headers=self.headers,
+            content=self.content,
+            request=httpx.Request("PUT", self.url),
+        )
+
+
 class StoreGetter:
     """Keep-alive connections to object stores, kept per calling thread.
 
@@ -132,8 +157,8 @@ class StoreGetter:
 
     def put(
         self, url: str, headers: dict[str, str], body: Callable[[], Iterable[bytes]]
-    ) -> httpx.Response:
-        """PUT the bytes ``body()`` yields; the (small) answer as an ``httpx.Response``.
+    ) -> StoreAnswer:
+        """PUT the bytes ``body()`` yields; the store's (small) answer.
 
         ``body`` is called again if a kept-alive connection turns out to be
         closed before the store answered, so it must start from the beginning.
@@ -169,12 +194,7 @@ class StoreGetter:
             conn.close()
         else:
             self._release(origin, conn)
-        return httpx.Response(
-            resp.status,
-            headers=resp.getheaders(),
-            content=content,
-            request=httpx.Request("PUT", url),
-        )
+        return StoreAnswer(url, resp, content)
 
     def close(self) -> None:
         """Close every connection; the getter keeps none after this."""

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import re
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -304,6 +305,9 @@ class Transfer:
         remaining: dict[str, int] = {}
         upload_ids: dict[str, str | None] = {}
         futures: dict[Future[str], tuple[str, int, int]] = {}
+        # Each PUT's future lands here when done: one wait() over a thousand pending
+        # futures walked all of them at every wake-up.
+        finished: queue.SimpleQueue[Future[str]] = queue.SimpleQueue()
         ready: list[protocol.CompleteItem] = []
         for plan in plans.items:
             src = by_digest[plan.digest]
@@ -325,51 +329,58 @@ class Transfer:
             for part in todo:
                 fut = pool.submit(self._put_part, src, part)
                 futures[fut] = (plan.digest, part.number, part.size)
-        pending = set(futures)
+                fut.add_done_callback(finished.put)
         completing: list[Future[None]] = []
         last_complete = time.monotonic()
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                if self._cancel.is_set():
-                    raise Cancelled("stopped on request")
-                for fut in done:
-                    digest, number, size = futures[fut]
-                    if digest in troubled:
-                        continue
-                    try:
-                        etags[digest][number] = fut.result()
-                    except FileTrouble as e:
-                        # This file's problem, not the push's: drop its blob, go on.
-                        troubled[digest] = e.reason
-                        for other, (d, _, _) in futures.items():
-                            if d == digest:
-                                other.cancel()
-                        continue
-                    self.stats.add(parts_sent=1, bytes_sent=size)
-                    self.progress.advance(nbytes=size)
-                    remaining[digest] -= 1
-                    if remaining[digest] == 0:
-                        ready.append(self._complete_item(digest, upload_ids[digest], etags))
-                        self.stats.add(uploaded_blobs=1)
-                        self.progress.advance(files=1)
-                    # Complete in batches as blobs finish (an interrupted push
-                    # keeps its finished blobs), beside the PUTs: the server
-                    # proves every blob with a HEAD, which takes a while.
-                    if len(ready) >= _COMPLETE_EVERY or (
-                        ready and time.monotonic() - last_complete > 2
-                    ):
-                        completing.append(completers.submit(self._complete, ready, by_digest))
-                        ready, last_complete = [], time.monotonic()
+            for _ in range(len(futures)):
+                fut = self._next_done(finished)
+                digest, number, size = futures[fut]
+                if digest in troubled:
+                    continue
+                try:
+                    etags[digest][number] = fut.result()
+                except FileTrouble as e:
+                    # This file's problem, not the push's: drop its blob, go on.
+                    troubled[digest] = e.reason
+                    for other, (d, _, _) in futures.items():
+                        if d == digest:
+                            other.cancel()
+                    continue
+                self.stats.add(parts_sent=1, bytes_sent=size)
+                self.progress.advance(nbytes=size)
+                remaining[digest] -= 1
+                if remaining[digest] == 0:
+                    ready.append(self._complete_item(digest, upload_ids[digest], etags))
+                    self.stats.add(uploaded_blobs=1)
+                    self.progress.advance(files=1)
+                # Complete in batches as blobs finish (an interrupted push
+                # keeps its finished blobs), beside the PUTs: the server
+                # proves every blob with a HEAD, which takes a while.
+                if len(ready) >= _COMPLETE_EVERY or (
+                    ready and time.monotonic() - last_complete > 2
+                ):
+                    completing.append(completers.submit(self._complete, ready, by_digest))
+                    ready, last_complete = [], time.monotonic()
         except BaseException:
             self._abandoned.set()
-            for fut in pending:
+            for fut in futures:
                 fut.cancel()
             raise
         if ready:
             completing.append(completers.submit(self._complete, ready, by_digest))
         for done_batch in completing:
             done_batch.result()
+
+    def _next_done(self, finished: queue.SimpleQueue[Future[str]]) -> Future[str]:
+        """The next future to finish (a stop request is noticed within 0.2 s)."""
+        while True:
+            if self._cancel.is_set():
+                raise Cancelled("stopped on request")
+            try:
+                return finished.get(timeout=0.2)
+            except queue.Empty:
+                continue
 
     @staticmethod
     def _complete_item(
@@ -424,9 +435,11 @@ class Transfer:
             self._check_stop()
             headers = {**part.headers, "Content-Length": str(part.size)}
             if direct:
-                resp = self.getter.put(part.url, headers, paced)
-            else:
-                resp = self.store.put(part.url, content=paced(), headers=headers)
+                answer = self.getter.put(part.url, headers, paced)
+                if answer.status >= 400:
+                    raise store_error(answer.to_httpx(), what)
+                return answer.header("ETag") or ""
+            resp = self.store.put(part.url, content=paced(), headers=headers)
             if resp.status_code >= 400:
                 raise store_error(resp, what)
             return resp.headers.get("ETag", "")
