@@ -235,7 +235,11 @@ class Index:
 
     def set_remote_only(self, path: str, entry: Entry, state: str) -> None:
         """Record ``path`` as known but not on disk (``evicted`` or ``remote``)."""
-        self.put_files([FileRow(path, entry.size, 0, 0, entry.digest, None, state)])
+        self.set_remote_only_many([(path, entry)], state)
+
+    def set_remote_only_many(self, entries: Iterable[tuple[str, Entry]], state: str) -> None:
+        """:meth:`set_remote_only` of many paths in one statement."""
+        self.put_files(FileRow(p, e.size, 0, 0, e.digest, None, state) for p, e in entries)
 
     def paths_in_state(self, state: str) -> list[FileRow]:
         """Rows in ``state``, by path."""
@@ -289,14 +293,14 @@ class Index:
 
     def apply_to_base(self, changes: Iterable[tuple[str, Change]]) -> None:
         """Apply puts (entry) and deletes (``None``) to the base manifest."""
-        for path, change in changes:
-            if change is None:
-                self.db.execute("DELETE FROM base WHERE path = ?", (path,))
-            else:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO base (path, digest, size) VALUES (?, ?, ?)",
-                    (path, change.digest, change.size),
-                )
+        last = dict(changes)  # a path changed twice ends as its last change says
+        self.db.executemany(
+            "DELETE FROM base WHERE path = ?", ((p,) for p, c in last.items() if c is None)
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO base (path, digest, size) VALUES (?, ?, ?)",
+            ((p, c.digest, c.size) for p, c in last.items() if c is not None),
+        )
 
     # --- delta ------------------------------------------------------------
 

@@ -928,9 +928,9 @@ class Project:
                 self.index.transaction(),
             ):
                 for batch in batched(entries, 1000):
-                    self.index.apply_to_base((e.path, Entry(e.digest, e.size)) for e in batch)
-                    for e in batch:
-                        self.index.set_remote_only(e.path, Entry(e.digest, e.size), REMOTE)
+                    known = [(e.path, Entry(e.digest, e.size)) for e in batch]
+                    self.index.apply_to_base(known)
+                    self.index.set_remote_only_many(known, REMOTE)
                 self.index.base_version = v
             result = PullResult(v)
             self._download_rows(
