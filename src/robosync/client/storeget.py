@@ -331,7 +331,8 @@ class _Response(http.client.HTTPResponse):
         length = headers.get("content-length")
         if length and not self.chunked:
             with contextlib.suppress(ValueError):
-                self.length = int(length) if int(length) >= 0 else None
+                declared = int(length)
+                self.length = declared if declared >= 0 else None
         if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
