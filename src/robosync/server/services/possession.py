@@ -72,10 +72,9 @@ def record_possessions(session: Session, user_id: int, digests: Iterable[str]) -
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     for batch in _batches(digests):
         rows = [{"user_id": user_id, "digest": d, "created_at": now} for d in batch]
-        session.execute(
-            insert(Possession)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["user_id", "digest"])
+        session.execute(  # many parameter sets, one compiled statement (see ensure_pending)
+            insert(Possession).on_conflict_do_nothing(index_elements=["user_id", "digest"]),
+            rows,
         )
 
 
