@@ -54,6 +54,14 @@ def tiny_server() -> Iterator[Callable[[Handler], str]]:
         s.close()
 
 
+@pytest.fixture
+def getter() -> Iterator[StoreGetter]:
+    """A getter with a 5 s timeout, closed after the test."""
+    g = StoreGetter(timeout=5)
+    yield g
+    g.close()
+
+
 def handler_keeps_open(handler: Handler, conn: socket.socket, count: int) -> bool:
     """Run ``handler``; it returns by closing (raise) or keeps the connection for more."""
     try:
@@ -86,51 +94,44 @@ def test_environment_proxy_sends_the_download_through_httpx(monkeypatch: pytest.
     assert direct_route("http://store:8333/blobs/x")
 
 
-def test_body_cut_short_is_a_transient_error_not_short_data(tiny_server):
+def test_body_cut_short_is_a_transient_error_not_short_data(tiny_server, getter: StoreGetter):
     def cut(conn: socket.socket, _: int) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
         raise ConnectionAbortedError
 
-    getter = StoreGetter(timeout=5)
     with pytest.raises(httpx.TransportError) as caught:
         read_all(getter, tiny_server(cut))
     assert is_transient(caught.value)
     assert "60 body bytes missing" in str(caught.value)
-    getter.close()
 
 
-def test_connection_closed_by_the_store_while_idle_is_replaced(tiny_server):
+def test_connection_closed_by_the_store_while_idle_is_replaced(tiny_server, getter: StoreGetter):
     def once_per_connection(conn: socket.socket, count: int) -> None:
         body = f"answer {count}".encode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         raise ConnectionAbortedError  # close after each answer, without saying so
 
-    getter = StoreGetter(timeout=5)
     url = tiny_server(once_per_connection)
     assert [read_all(getter, url) for _ in range(2)] == [b"answer 1", b"answer 1"]
-    getter.close()
 
 
-def test_kept_alive_connection_is_reused(tiny_server):
+def test_kept_alive_connection_is_reused(tiny_server, getter: StoreGetter):
     def keep_alive(conn: socket.socket, count: int) -> None:
         body = f"answer {count}".encode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
-    getter = StoreGetter(timeout=5)
     url = tiny_server(keep_alive)
     # The counter is per connection: "answer 2" proves the second GET reused the first's.
     assert [read_all(getter, url) for _ in range(2)] == [b"answer 1", b"answer 2"]
-    getter.close()
 
 
-def test_headers_are_read_as_sent_folded_repeated_and_in_any_case(tiny_server):
+def test_headers_are_read_as_sent_folded_repeated_and_in_any_case(tiny_server, getter: StoreGetter):
     def headers(conn: socket.socket, _: int) -> None:
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nX-Amz-Meta-Note: first\r\n  folded on\r\n"
             b"x-amz-meta-note: second\r\nCONTENT-LENGTH: 2\r\n\r\nok"
         )
 
-    getter = StoreGetter(timeout=5)
     with getter.get(tiny_server(headers)) as body:
         assert body.headers == [
             ("X-Amz-Meta-Note", "first folded on"),
@@ -141,32 +142,27 @@ def test_headers_are_read_as_sent_folded_repeated_and_in_any_case(tiny_server):
             "first folded on",
             "second",
         ]
-    getter.close()
 
 
-def test_a_chunked_answer_is_read_whole_and_the_connection_kept(tiny_server):
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(tiny_server, getter: StoreGetter):
     def chunked(conn: socket.socket, count: int) -> None:
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\nhello\r\n%x\r\n answer %d\r\n0\r\n\r\n" % (len(f" answer {count}"), count)
         )
 
-    getter = StoreGetter(timeout=5)
     url = tiny_server(chunked)
     assert [read_all(getter, url) for _ in range(2)] == [b"hello answer 1", b"hello answer 2"]
-    getter.close()
 
 
-def test_an_answer_without_length_ends_with_its_connection(tiny_server):
+def test_an_answer_without_length_ends_with_its_connection(tiny_server, getter: StoreGetter):
     def until_close(conn: socket.socket, count: int) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody %d" % count)
         raise ConnectionAbortedError
 
-    getter = StoreGetter(timeout=5)
     url = tiny_server(until_close)
     # Read to the close, then a new connection: a kept one would hang or mix answers.
     assert [read_all(getter, url) for _ in range(2)] == [b"body 1", b"body 1"]
-    getter.close()
 
 
 def test_a_store_that_stops_answering_times_out_as_a_transient_timeout(tiny_server):

@@ -137,11 +137,12 @@ def write_file(
             try:
                 os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
             except OSError as e:
-                if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
-                    raise
                 # An empty folder left where the version now has a file (its files
                 # were deleted) gives way; one still holding files stays, and fails.
-                _remove_empty_folder(folder, name, e)
+                if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                if not _removed_empty_folder(folder, name):
+                    raise
                 os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -174,15 +175,15 @@ def _create_temp(folder: int) -> tuple[str, int]:
         return tmp, fd
 
 
-def _remove_empty_folder(folder: int, name: str, cause: OSError) -> None:
+def _removed_empty_folder(folder: int, name: str) -> bool:
+    """Whether ``name`` in ``folder`` was an empty folder, now removed."""
     try:
-        is_folder = stat_mod.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
-        if is_folder:
-            os.rmdir(name, dir_fd=folder)
-    except OSError:
-        raise cause from None
-    if not is_folder:
-        raise cause
+        if not stat_mod.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+            return False
+        os.rmdir(name, dir_fd=folder)
+    except OSError:  # gone meanwhile, or not empty
+        return False
+    return True
 
 
 def prune_empty_folders(root: Path, path: str) -> None:

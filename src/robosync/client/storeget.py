@@ -78,37 +78,34 @@ class StoreBody:
             content = self._resp.read(1024 * 1024)
         except (OSError, http.client.HTTPException) as e:
             raise _transport_error(e, self.url, reading=True) from e
-        return httpx.Response(
-            self.status,
-            headers=self.headers,
-            content=content,
-            request=httpx.Request("GET", self.url),
-        )
+        return _as_httpx("GET", self.url, self.status, self.headers, content)
 
 
 class StoreAnswer:
-    """The whole (small) answer to a PUT: ``status``, ``headers``, ``content``."""
+    """The whole (small) answer to a PUT: ``status``, its headers, ``content``."""
 
     def __init__(self, url: str, resp: http.client.HTTPResponse, content: bytes) -> None:
         self.url = url
         self.status = resp.status
-        self.headers = resp.getheaders()
+        self._resp = resp
         self.content = content
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), else ``None``."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        return self._resp.headers.get(name)
 
     def to_httpx(self) -> httpx.Response:
         """This answer as an ``httpx.Response`` (made only for errors: it costs more than
         the rest of a small upload's client work)."""
-        return httpx.Response(
-            self.status,
-            headers=self.headers,
-            content=self.content,
-            request=httpx.Request("PUT", self.url),
-        )
+        return _as_httpx("PUT", self.url, self.status, self._resp.getheaders(), self.content)
+
+
+def _as_httpx(
+    method: str, url: str, status: int, headers: list[tuple[str, str]], content: bytes
+) -> httpx.Response:
+    return httpx.Response(
+        status, headers=headers, content=content, request=httpx.Request(method, url)
+    )
 
 
 class StoreGetter:
@@ -278,18 +275,13 @@ class _Headers:
             name, sep, value = line.partition(":")
             if sep:
                 self._items.append((name.strip(), value.strip()))
-        self._first = {}
-        for name, value in reversed(self._items):
-            self._first[name.lower()] = value
+        self._first: dict[str, str] = {}
+        for name, value in self._items:
+            self._first.setdefault(name.lower(), value)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), else ``default``."""
         return self._first.get(name.lower(), default)
-
-    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
-        """Every value of header ``name`` (any case), else ``default``."""
-        values = [v for k, v in self._items if k.lower() == name.lower()]
-        return values or default
 
     def items(self) -> list[tuple[str, str]]:
         """``(name, value)`` of every header, in order."""
