@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.redis_service",
     "tests.fixtures.seaweedfs",
     "tests.fixtures.server",
+    "tests.fixtures.tiny_http",
 ]

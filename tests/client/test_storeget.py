@@ -5,53 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from robosync.client.retry import is_transient
 from robosync.client.storeget import StoreGetter, direct_route
-
-Handler = Callable[[socket.socket, int], None]
-
-
-@pytest.fixture
-def tiny_server() -> Iterator[Callable[[Handler], str]]:
-    """Start a raw HTTP server; its handler gets (connection, request number on it)."""
-    servers: list[socket.socket] = []
-
-    def start(handler: Handler) -> str:
-        srv = socket.create_server(("127.0.0.1", 0))
-        servers.append(srv)
-
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = srv.accept()
-                except OSError:
-                    return
-                count = 0  # per connection: tells a reused connection from a new one
-                with conn:
-                    while True:
-                        head = b""
-                        while b"\r\n\r\n" not in head:
-                            piece = conn.recv(65536)
-                            if not piece:
-                                break
-                            head += piece
-                        if not head:
-                            break
-                        count += 1
-                        if not handler_keeps_open(handler, conn, count):
-                            break
-
-        threading.Thread(target=serve, daemon=True).start()
-        return f"http://127.0.0.1:{srv.getsockname()[1]}/blob?sig=x"
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 @pytest.fixture
@@ -60,15 +20,6 @@ def getter() -> Iterator[StoreGetter]:
     g = StoreGetter(timeout=5)
     yield g
     g.close()
-
-
-def handler_keeps_open(handler: Handler, conn: socket.socket, count: int) -> bool:
-    """Run ``handler``; it returns by closing (raise) or keeps the connection for more."""
-    try:
-        handler(conn, count)
-    except ConnectionAbortedError:
-        return False
-    return True
 
 
 def read_all(getter: StoreGetter, url: str) -> bytes:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import select
 import socket
 import ssl
 import threading
@@ -33,8 +32,7 @@ from urllib.parse import urlsplit
 from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
 from robosync.client.deferred import httpx
-
-_Origin = tuple[str, str, int]
+from robosync.httpwire import Origin, connect, default_port, still_open
 
 
 def direct_route(url: str) -> bool:
@@ -125,9 +123,9 @@ class StoreGetter:
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
-    def _idle(self) -> dict[_Origin, list[http.client.HTTPConnection]]:
+    def _idle(self) -> dict[Origin, list[http.client.HTTPConnection]]:
         """This thread's idle connections by origin."""
-        idle: dict[_Origin, list[http.client.HTTPConnection]] | None = getattr(
+        idle: dict[Origin, list[http.client.HTTPConnection]] | None = getattr(
             self._local, "idle", None
         )
         if idle is None:
@@ -138,7 +136,7 @@ class StoreGetter:
     def get(self, url: str) -> Iterator[StoreBody]:
         """GET ``url``; the connection goes back to the pool if the body was read to its end."""
         parts = urlsplit(url)
-        origin = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
+        origin = (parts.scheme, parts.hostname or "", parts.port or default_port(parts.scheme))
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn, resp = self._send(origin, target, url)
         reusable = False
@@ -161,7 +159,7 @@ class StoreGetter:
         closed before the store answered, so it must start from the beginning.
         """
         parts = urlsplit(url)
-        origin = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
+        origin = (parts.scheme, parts.hostname or "", parts.port or default_port(parts.scheme))
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn = self._acquire(origin)
         resp = None
@@ -203,7 +201,7 @@ class StoreGetter:
             c.close()
 
     def _send(
-        self, origin: _Origin, target: str, url: str
+        self, origin: Origin, target: str, url: str
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         conn = self._acquire(origin)
         if conn is not None:
@@ -220,115 +218,41 @@ class StoreGetter:
             conn.close()
             raise _transport_error(e, url, reading=True) from e
 
-    def _acquire(self, origin: _Origin) -> http.client.HTTPConnection | None:
+    def _acquire(self, origin: Origin) -> http.client.HTTPConnection | None:
         conns = self._idle().get(origin, [])
         while conns:
             conn = conns.pop()
-            if _still_open(conn):
+            if still_open(conn):
                 return conn
             conn.close()
         return None
 
-    def _release(self, origin: _Origin, conn: http.client.HTTPConnection) -> None:
+    def _release(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
         if self._closed:
             conn.close()
         else:
             self._idle().setdefault(origin, []).append(conn)
 
-    def _connect(
-        self, origin: _Origin, url: str, method: str = "GET"
-    ) -> http.client.HTTPConnection:
-        scheme, host, port = origin
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=self.connect_timeout, context=self._ssl
+    def _connect(self, origin: Origin, url: str, method: str = "GET") -> http.client.HTTPConnection:
+        try:
+            return connect(
+                origin,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.timeout,
+                tls=self._tls,
+                track=self._track,
             )
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
-        conn.response_class = _Response
+        except (OSError, http.client.HTTPException) as e:
+            raise _transport_error(e, url, reading=False, method=method) from e
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        return self._ssl
+
+    def _track(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             self._every.add(conn)
-        try:
-            conn.connect()
-        except (OSError, http.client.HTTPException) as e:
-            conn.close()
-            raise _transport_error(e, url, reading=False, method=method) from e
-        assert conn.sock is not None
-        conn.sock.settimeout(self.timeout)
-        return conn
-
-
-class _Headers:
-    """The header lines of an answer: what ``http.client`` asks of its ``HTTPMessage``."""
-
-    def __init__(self, lines: list[bytes]) -> None:
-        self._items: list[tuple[str, str]] = []
-        for raw in lines:
-            line = raw.decode("iso-8859-1")
-            if line[:1] in (" ", "\t") and self._items:  # a folded continuation line
-                name, value = self._items[-1]
-                self._items[-1] = (name, f"{value} {line.strip()}")
-                continue
-            name, sep, value = line.partition(":")
-            if sep:
-                self._items.append((name.strip(), value.strip()))
-        self._first: dict[str, str] = {}
-        for name, value in self._items:
-            self._first.setdefault(name.lower(), value)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header ``name`` (any case), else ``default``."""
-        return self._first.get(name.lower(), default)
-
-    def items(self) -> list[tuple[str, str]]:
-        """``(name, value)`` of every header, in order."""
-        return list(self._items)
-
-
-class _Response(http.client.HTTPResponse):
-    """An ``HTTPResponse`` that parses its header lines itself.
-
-    ``http.client`` hands them to the ``email`` package's parser, which cost ~70 µs
-    of a store answer's dozen plain lines here, against ~20 µs for a split (one
-    small-file download or upload is one answer). The rest is ``begin`` as it is
-    in the standard library.
-    """
-
-    def begin(self) -> None:
-        """Read the status line and headers; set the body's framing."""
-        if self.headers is not None:
-            return
-        while True:
-            version, status, reason = self._read_status()
-            if status != http.client.CONTINUE:
-                break
-            http.client._read_headers(self.fp)
-        self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
-        headers = _Headers(http.client._read_headers(self.fp))
-        self.headers = self.msg = headers
-        self.chunked = (headers.get("transfer-encoding") or "").lower() == "chunked"
-        self.chunk_left = None
-        self.will_close = self._check_close()
-        self.length = None
-        length = headers.get("content-length")
-        if length and not self.chunked:
-            with contextlib.suppress(ValueError):
-                declared = int(length)
-                self.length = declared if declared >= 0 else None
-        if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
 
 
 def _request(conn: http.client.HTTPConnection, target: str) -> http.client.HTTPResponse:
@@ -341,27 +265,6 @@ def _put(
 ) -> http.client.HTTPResponse:
     conn.request("PUT", target, body=body, headers=headers, encode_chunked=False)
     return conn.getresponse()
-
-
-def _still_open(conn: http.client.HTTPConnection) -> bool:
-    # An idle keep-alive socket that is readable has been closed by the peer
-    # (or sent garbage): either way it must not carry the next request.
-    sock = conn.sock
-    if sock is None:
-        return False
-    try:
-        if hasattr(select, "poll"):  # no FD_SETSIZE limit, unlike select()
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return not poller.poll(0)
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
 
 
 def _transport_error(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, any_, bindparam, cast, func, select
+from sqlalchemy import ColumnElement, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import NullType, TypeEngine
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of an ORM model: an INSERT of many rows into it skips the ORM's
+    bulk layer (about a third of the statement's cost on SQLite)."""
+    return typing.cast(Table, model.__table__)
 
 
 def pg_array_literal(values: Iterable[Any]) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from robosync.server.db.models import BLOB_DELETING, BLOB_PENDING, BLOB_PRESENT, Blob, utcnow
-from robosync.server.db.queries import key_in
+from robosync.server.db.queries import key_in, table_of
 
 # ``last_used_at`` is refreshed only when older than this, so a blob shared by
 # many commits is not rewritten by each of them (fewer row locks and dead rows).
@@ -69,7 +69,7 @@ def ensure_pending(session: Session, sizes: dict[str, int]) -> None:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # One statement and many parameter sets: compiled once. A VALUES list of a thousand
     # rows was compiled anew for every batch, 7x the time on SQLite (PERFORMANCE.md).
-    session.execute(insert(Blob).on_conflict_do_nothing(index_elements=["digest"]), rows)
+    session.execute(insert(table_of(Blob)).on_conflict_do_nothing(index_elements=["digest"]), rows)
 
 
 def blob_generation(session: Session, digest: str) -> datetime | None:

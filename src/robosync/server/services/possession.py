@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from robosync.server.access import readable_project_ids
 from robosync.server.db.models import File, Possession, utcnow
-from robosync.server.db.queries import key_in, one_of
+from robosync.server.db.queries import key_in, one_of, table_of
 
 IN_BATCH = 1000
 
@@ -73,7 +73,9 @@ def record_possessions(session: Session, user_id: int, digests: Iterable[str]) -
     for batch in _batches(digests):
         rows = [{"user_id": user_id, "digest": d, "created_at": now} for d in batch]
         session.execute(  # many parameter sets, one compiled statement (see ensure_pending)
-            insert(Possession).on_conflict_do_nothing(index_elements=["user_id", "digest"]),
+            insert(table_of(Possession)).on_conflict_do_nothing(
+                index_elements=["user_id", "digest"]
+            ),
             rows,
         )
 

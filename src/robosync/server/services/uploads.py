@@ -7,13 +7,14 @@ reads, talks to the store, then writes in a short transaction.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from robosync.digest import (
@@ -33,6 +34,7 @@ from robosync.protocol import (
 from robosync.server import metrics
 from robosync.server.db.engine import Database
 from robosync.server.db.models import Upload, utcnow
+from robosync.server.db.queries import table_of
 from robosync.server.limits import InflightCap, count_inflight_uploads
 from robosync.server.services.accounts import Principal
 from robosync.server.services.blobs import (
@@ -62,6 +64,8 @@ _STORED_MEANWHILE = (
 # Store calls (complete, checksum HEAD, delete) of one completion batch run in
 # this many threads: each is one round trip to the store, ~5-20 ms.
 COMPLETE_WORKERS = 8
+# Threads shared by the completions of all requests of one API process.
+PROVER_THREADS = 4 * COMPLETE_WORKERS
 _IN_BATCH = 1000
 
 
@@ -121,7 +125,7 @@ def plan_uploads(
             inflight = count_inflight_uploads(session, who.user_id, policy.presign_window_seconds)
             policy.inflight_cap.check(inflight, len(new))
     plans: dict[str, UploadPlan] = {}
-    new_rows: list[Upload] = []
+    new_rows: list[dict[str, object]] = []
     for item in items:
         if item.digest in plans:
             continue
@@ -137,7 +141,10 @@ def plan_uploads(
     with db.writing() as session:
         ensure_pending(session, {i.digest: i.size for i in items if i.digest not in stored})
         touch_used(session, stored)
-        session.add_all(new_rows)
+        if new_rows:
+            # Values, not ORM objects: nothing reads them back, and the unit of work
+            # cost more per row than the insert itself.
+            session.execute(insert(table_of(Upload)), new_rows)
     metrics.record_uploads(metrics.UPLOAD_ALREADY_PRESENT, len(present))
     metrics.record_uploads(metrics.UPLOAD_PRESIGNED, len(plans) - len(present))
     return [plans[item.digest] for item in items]
@@ -179,7 +186,7 @@ def _plan_one(
     existing: Upload | None,
     policy: UploadPolicy,
     proving: bool,
-) -> tuple[UploadPlan, Upload | None]:
+) -> tuple[UploadPlan, dict[str, object] | None]:
     blocks = "".join(item.blocks)
     if existing is not None and (existing.size, existing.blocks) != (item.size, blocks):
         existing = None
@@ -254,19 +261,20 @@ def _upload_row(
     upload_id: str | None,
     staging: str | None,
     policy: UploadPolicy,
-) -> Upload:
+) -> dict[str, object]:
+    """The ``uploads`` row of a new upload, as values for one multi-row INSERT."""
     now = utcnow()
-    return Upload(
-        digest=item.digest,
-        user_id=who.user_id,
-        upload_id=upload_id,
-        staging_key=staging,
-        size=item.size,
-        parts=len(item.blocks),
-        blocks="".join(item.blocks),
-        created_at=now,
-        expires_at=now + timedelta(seconds=policy.expiry_seconds),
-    )
+    return {
+        "digest": item.digest,
+        "user_id": who.user_id,
+        "upload_id": upload_id,
+        "staging_key": staging,
+        "size": item.size,
+        "parts": len(item.blocks),
+        "blocks": "".join(item.blocks),
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=policy.expiry_seconds),
+    }
 
 
 @dataclass
@@ -299,8 +307,7 @@ def complete_uploads(
     _load_uploads(db, who, jobs)
     todo = [job for job in jobs.values() if job.problem is None and not job.done]
     if todo:
-        with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="complete") as pool:
-            list(pool.map(lambda job: _prove(store, job), todo))
+        _prove_all(store, todo, workers)
         _record(db, who, [job for job in todo if job.problem is None])
     by_digest = {
         d: _failed(job.item, job.problem)
@@ -377,6 +384,34 @@ def _matching_upload(rows: list[Upload], item: CompleteItem) -> Upload | None:
         if row.upload_id == item.upload_id:
             return row
     return None
+
+
+def _prove_all(store: BlobStore, jobs: list[_Completion], workers: int) -> None:
+    """:func:`_prove` every job, ``workers`` at a time, on threads shared by all requests.
+
+    Starting a pool of threads for each completion cost as much of the API's CPU as
+    the database work of a thousand blobs (``py-spy --gil``); the shared pool keeps
+    them. Each call takes at most ``workers`` of its threads, so one large batch
+    cannot hold every thread while a small one waits.
+    """
+    n = min(workers, len(jobs))
+    if n == 1:
+        for job in jobs:
+            _prove(store, job)
+        return
+    pool = _prover_pool()
+    for future in [pool.submit(_prove_each, store, jobs[i::n]) for i in range(n)]:
+        future.result()
+
+
+def _prove_each(store: BlobStore, jobs: list[_Completion]) -> None:
+    for job in jobs:
+        _prove(store, job)
+
+
+@functools.cache
+def _prover_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(PROVER_THREADS, thread_name_prefix="complete")
 
 
 def _prove(store: BlobStore, job: _Completion) -> None:

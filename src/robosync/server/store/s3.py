@@ -9,6 +9,7 @@ completion is ``base64(digest)-N`` (see ``robosync.digest``).
 
 from __future__ import annotations
 
+import http.client
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,12 +19,12 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 import boto3
-import urllib3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from robosync.errors import IntegrityError, InvalidInput, NotFound, RobosyncError, Unavailable
 from robosync.server.store.base import ObjectInfo, PresignedRequest, StoredPart
+from robosync.server.store.heads import StoreHeads
 from robosync.server.store.sigv4 import Credentials, SigV4Signer
 
 if TYPE_CHECKING:
@@ -131,12 +132,9 @@ class S3Store:
         # SigV4 signs the host, so URLs for robots are signed against the
         # address robots use, which may differ from the API's own route.
         self._public_address = _BucketAddress(public_endpoint or endpoint, bucket, addressing_style)
-        # HEADs of a completion batch run in a thread pool. urllib3 (boto3's own
-        # transport) rather than httpx: httpcore's pool serialises every
-        # request and response of all threads on one lock.
-        self._http = urllib3.PoolManager(
-            maxsize=64, timeout=urllib3.Timeout(connect=5, read=30), retries=False
-        )
+        # HEADs of a completion batch run in a thread pool, each thread on its own
+        # kept-alive connections (not httpx: its pool serialises all threads on one lock).
+        self._heads = StoreHeads(connect_timeout=5, read_timeout=30)
         self._s3: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
         # Readiness probes must answer fast: one attempt, short timeouts.
         self._probe: S3Client = session.client(
@@ -271,26 +269,26 @@ class S3Store:
                 {"x-amz-checksum-mode": "ENABLED"},
             )
             try:
-                r = self._http.request("HEAD", url, headers=headers)
-            except urllib3.exceptions.HTTPError as e:
+                status, answer = self._heads.head(url, headers)
+            except (OSError, http.client.HTTPException) as e:
                 if attempt == _HEAD_ATTEMPTS:
                     raise Unavailable(
                         f"head {key}: object store unavailable ({type(e).__name__})"
                     ) from e
                 continue
-            if r.status == 404:
+            if status == 404:
                 return None
-            if r.status < 300:
-                return ObjectInfo(
-                    size=int(r.headers["content-length"]),
-                    checksum_sha256=r.headers.get(CHECKSUM_HEADER),
-                )
-            if r.status < 500 or attempt == _HEAD_ATTEMPTS:
+            if status < 300:
+                length = answer.get("content-length")
+                if length is None or not length.isdigit():
+                    raise Unavailable(f"head {key}: the object store named no size")
+                return ObjectInfo(size=int(length), checksum_sha256=answer.get(CHECKSUM_HEADER))
+            if status < 500 or attempt == _HEAD_ATTEMPTS:
                 break
-        details = {"s3_status": r.status}
-        if 400 <= r.status < 500:
-            raise InvalidInput(f"head {key}: the object store refused ({r.status})", details)
-        raise Unavailable(f"head {key}: object store unavailable ({r.status})")
+        details = {"s3_status": status}
+        if 400 <= status < 500:
+            raise InvalidInput(f"head {key}: the object store refused ({status})", details)
+        raise Unavailable(f"head {key}: object store unavailable ({status})")
 
     def delete(self, key: str) -> None:
         """Delete an object (no error if it is absent)."""
