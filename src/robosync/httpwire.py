@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import select
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -139,5 +140,9 @@ def connect(
         conn.close()
         raise
     assert conn.sock is not None
+    # A request's header and body leave in separate sends; with Nagle's algorithm
+    # the body of a small PUT could wait for the ACK of the header (urllib3 and
+    # the peers' clients turn it off too).
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn.sock.settimeout(read_timeout)
     return conn
