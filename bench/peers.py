@@ -154,7 +154,9 @@ class Robosync(Tool):
         # A robot's install holds the client alone: it talks to this checkout's server.
         self.server_bin = "" if robot else self.bin
         if bin_dir:
-            where = bin_dir.parent.parent.name
+            # A robot install is a venv (VENV/bin); --also names a checkout (TREE/.venv/bin).
+            venv = bin_dir.resolve().parent
+            where = venv.name if robot else venv.parent.name
             self.name = f"robosync (robot install, {where})" if robot else f"robosync@{where}"
         self.server: ServerProcess | None = None
         self.project = ""

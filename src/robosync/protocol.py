@@ -175,7 +175,7 @@ class UploadPlan(BaseModel):
     digest: Digest
     status: Literal["present", "upload"]
     upload_id: str | None = None  # None for a single PUT (one block)
-    parts: list[PresignedPart] = []
+    parts: list[PresignedPart] = Field(default_factory=list)
 
 
 class UploadResponse(BaseModel):
@@ -196,7 +196,7 @@ class CompleteItem(BaseModel):
 
     digest: Digest
     upload_id: StoreToken | None = None
-    parts: list[CompletedPart] = Field(default=[], max_length=10000)
+    parts: list[CompletedPart] = Field(default_factory=list, max_length=10000)
 
 
 class CompleteRequest(BaseModel):
@@ -308,7 +308,7 @@ class ErrorDetail(BaseModel):
 
     code: str
     message: str
-    details: dict[str, object] = {}
+    details: dict[str, object] = Field(default_factory=dict)
 
 
 class ErrorBody(BaseModel):

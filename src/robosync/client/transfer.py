@@ -416,14 +416,13 @@ class Transfer:
             # an OSError for a broken connection and would retry it.
             with file_trouble("uploaded"):
                 with open_as_hashed(src.file, src.stamp, "uploaded") as f:
-                    f.seek(part.offset)
-                    left = part.size
-                    while left:
+                    fd, offset, end = f.fileno(), part.offset, part.offset + part.size
+                    while offset < end:
                         self._check_stop()
-                        chunk = f.read(min(_CHUNK, left))
+                        chunk = os.pread(fd, min(_CHUNK, end - offset), offset)
                         if not chunk:
                             raise FileTrouble("changed while it was uploaded (it shrank)")
-                        left -= len(chunk)
+                        offset += len(chunk)
                         yield chunk
                 if src.stamp is not None:
                     still_as_hashed(src.file, src.stamp, "uploaded")
