@@ -73,6 +73,9 @@ _COMPLETERS = 4
 RUN_FILES = 16
 RUN_BYTES = 1024 * 1024
 T = TypeVar("T")
+F = TypeVar("F")
+# What the store said of one PUT of a part: (digest, part number, size, ETag or trouble).
+PutOutcome = tuple[str, int, int, "str | FileTrouble"]
 
 
 @dataclass(frozen=True)
@@ -304,11 +307,19 @@ class Transfer:
         etags: dict[str, dict[int, str]] = defaultdict(dict)
         remaining: dict[str, int] = {}
         upload_ids: dict[str, str | None] = {}
-        futures: dict[Future[str], tuple[str, int, int]] = {}
-        # Each PUT's future lands here when done: one wait() over a thousand pending
+        # A task PUTs a run of parts; a multipart blob's parts go one task each.
+        futures: dict[Future[list[PutOutcome]], list[str]] = {}
+        # Each task's future lands here when done: one wait() over a thousand pending
         # futures walked all of them at every wake-up.
-        finished: queue.SimpleQueue[Future[str]] = queue.SimpleQueue()
+        finished: queue.SimpleQueue[Future[list[PutOutcome]]] = queue.SimpleQueue()
         ready: list[protocol.CompleteItem] = []
+        singles: list[tuple[UploadSource, protocol.PresignedPart]] = []
+
+        def submit(run: list[tuple[UploadSource, protocol.PresignedPart]]) -> None:
+            fut = pool.submit(self._put_run, run)
+            futures[fut] = [src.digest for src, _ in run]
+            fut.add_done_callback(finished.put)
+
         for plan in plans.items:
             src = by_digest[plan.digest]
             if plan.status == "present":
@@ -326,42 +337,39 @@ class Transfer:
             if not todo:
                 ready.append(self._complete_item(plan.digest, plan.upload_id, etags))
                 self.progress.advance(files=1)
+            if plan.upload_id is None and len(todo) == 1:
+                singles.append((src, todo[0]))
+                continue
             for part in todo:
-                fut = pool.submit(self._put_part, src, part)
-                futures[fut] = (plan.digest, part.number, part.size)
-                fut.add_done_callback(finished.put)
+                submit([(src, part)])
+        for run in _runs(singles, lambda single: single[1].size):
+            submit(run)
         completing: list[Future[None]] = []
         last_complete = time.monotonic()
         try:
             for _ in range(len(futures)):
                 fut = self._next_done(finished)
-                digest, number, size = futures[fut]
-                if digest in troubled:
-                    continue
-                try:
-                    etags[digest][number] = fut.result()
-                except FileTrouble as e:
-                    # This file's problem, not the push's: drop its blob, go on.
-                    troubled[digest] = e.reason
-                    for other, (d, _, _) in futures.items():
-                        if d == digest:
-                            other.cancel()
-                    continue
-                self.stats.add(parts_sent=1, bytes_sent=size)
-                self.progress.advance(nbytes=size)
-                remaining[digest] -= 1
-                if remaining[digest] == 0:
-                    ready.append(self._complete_item(digest, upload_ids[digest], etags))
-                    self.stats.add(uploaded_blobs=1)
-                    self.progress.advance(files=1)
-                # Complete in batches as blobs finish (an interrupted push
-                # keeps its finished blobs), beside the PUTs: the server
-                # proves every blob with a HEAD, which takes a while.
-                if len(ready) >= _COMPLETE_EVERY or (
-                    ready and time.monotonic() - last_complete > 2
-                ):
-                    completing.append(completers.submit(self._complete, ready, by_digest))
-                    ready, last_complete = [], time.monotonic()
+                if all(d in troubled for d in futures[fut]):
+                    continue  # cancelled: the other parts of a troubled blob
+                for digest, number, size, etag in fut.result():
+                    if digest in troubled:
+                        continue
+                    if isinstance(etag, FileTrouble):
+                        # This file's problem, not the push's: drop its blob, go on.
+                        troubled[digest] = etag.reason
+                        for other, digests in futures.items():
+                            if digests == [digest]:
+                                other.cancel()
+                        continue
+                    self._put_done(digest, number, size, etag, etags, remaining, upload_ids, ready)
+                    # Complete in batches as blobs finish (an interrupted push
+                    # keeps its finished blobs), beside the PUTs: the server
+                    # proves every blob with a HEAD, which takes a while.
+                    if len(ready) >= _COMPLETE_EVERY or (
+                        ready and time.monotonic() - last_complete > 2
+                    ):
+                        completing.append(completers.submit(self._complete, ready, by_digest))
+                        ready, last_complete = [], time.monotonic()
         except BaseException:
             self._abandoned.set()
             for fut in futures:
@@ -372,7 +380,41 @@ class Transfer:
         for done_batch in completing:
             done_batch.result()
 
-    def _next_done(self, finished: queue.SimpleQueue[Future[str]]) -> Future[str]:
+    def _put_done(
+        self,
+        digest: str,
+        number: int,
+        size: int,
+        etag: str,
+        etags: dict[str, dict[int, str]],
+        remaining: dict[str, int],
+        upload_ids: dict[str, str | None],
+        ready: list[protocol.CompleteItem],
+    ) -> None:
+        """Account for one part the store took; a blob whose last part it was is ready."""
+        etags[digest][number] = etag
+        self.stats.add(parts_sent=1, bytes_sent=size)
+        self.progress.advance(nbytes=size)
+        remaining[digest] -= 1
+        if remaining[digest] == 0:
+            ready.append(self._complete_item(digest, upload_ids[digest], etags))
+            self.stats.add(uploaded_blobs=1)
+            self.progress.advance(files=1)
+
+    def _put_run(self, run: list[tuple[UploadSource, protocol.PresignedPart]]) -> list[PutOutcome]:
+        """PUT parts one after another in one task: ``(digest, number, size, ETag)`` of
+        each, or the :class:`FileTrouble` of its file instead of the ETag (one file's
+        trouble is its own; any other failure ends the task, and the push)."""
+        out: list[PutOutcome] = []
+        for src, part in run:
+            try:
+                etag: str | FileTrouble = self._put_part(src, part)
+            except FileTrouble as e:
+                etag = e
+            out.append((src.digest, part.number, part.size, etag))
+        return out
+
+    def _next_done(self, finished: queue.SimpleQueue[F]) -> F:
         """The next future to finish (a stop request is noticed within 0.2 s)."""
         while True:
             if self._cancel.is_set():
@@ -510,7 +552,7 @@ class Transfer:
                         errors.append(e)
                         continue
                     fetches = [(link.url, groups[link.digest]) for link in links]
-                    for run in _runs_of_small(fetches):
+                    for run in _runs(fetches, lambda fetch: fetch[1][0].size):
                         futures.append(pool.submit(self._fetch_run, root, run))
                 for fut in futures:
                     try:
@@ -652,16 +694,15 @@ class Transfer:
             _fsync_dir(root / d)
 
 
-def _runs_of_small(
-    fetches: list[tuple[str, list[DownloadTarget]]],
-) -> Iterator[list[tuple[str, list[DownloadTarget]]]]:
-    """``fetches`` cut into runs for one thread each: small blobs together (one task per
-    32 KiB image cost the main thread more than the fetch), a large one alone."""
-    run: list[tuple[str, list[DownloadTarget]]] = []
+def _runs(items: Iterable[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:
+    """``items`` cut into runs for one thread each: small ones together, up to
+    :data:`RUN_FILES` or :data:`RUN_BYTES` (one task per 32 KiB image cost the main
+    thread more than the transfer), a large one alone."""
+    run: list[T] = []
     run_bytes = 0
-    for fetch in fetches:
-        run.append(fetch)
-        run_bytes += fetch[1][0].size
+    for item in items:
+        run.append(item)
+        run_bytes += size_of(item)
         if len(run) >= RUN_FILES or run_bytes >= RUN_BYTES:
             yield run
             run, run_bytes = [], 0
