@@ -385,7 +385,13 @@ def table(ds: Dataset, times: dict[str, dict[str, list[float]]]) -> str:
     names = list(times)
     peers = [n for n in names if not n.startswith(("robosync", "boto3"))]
     earlier = [n for n in names if n.startswith("robosync@")]
-    ratios = ["robosync / best peer", "robosync / boto3", *(f"robosync / {n}" for n in earlier)]
+    robots = [n for n in names if n.startswith("robosync (robot install")]
+    ratios = [
+        "robosync / best peer",
+        *(f"{n} / best peer" for n in robots),
+        "robosync / boto3",
+        *(f"robosync / {n}" for n in earlier),
+    ]
     lines = [
         f"### {ds.name}",
         "",
@@ -401,6 +407,7 @@ def table(ds: Dataset, times: dict[str, dict[str, list[float]]]) -> str:
             default=None,
         )
         cells.append(f"{ratio(ours, times[best][s])} ({best})" if best else "-")
+        cells += [ratio(times[n][s], times[best][s]) if best else "-" for n in robots]
         cells.append(
             ratio(ours, times.get("boto3 unique" if s == "upload" else "boto3", {}).get(s, []))
         )
