@@ -96,3 +96,16 @@ def test_reads_refuse_links_and_stat_does_not_see_through_them(layout: tuple[Pat
     for path in ("link/kept.png", "real/alias.png"):
         with pytest.raises(SymlinkInPath):
             confined.open_file(root, path)
+
+
+def test_flushing_written_files_refuses_links_and_a_missing_file(layout: tuple[Path, Path]):
+    root, _ = layout
+    for i in range(6):
+        confined.write_file(root, f"real/{i}.png", confined.filler(b"x" * i))
+    confined.sync_files(root, [f"real/{i}.png" for i in range(6)], workers=4)
+    # A link swapped in for a written file or folder is never followed, and a file that
+    # vanished fails the flush: the batch is not recorded as durable.
+    with pytest.raises(SymlinkInPath):
+        confined.sync_files(root, ["real/0.png", "link/kept.png"], workers=4)
+    with pytest.raises(FileNotFoundError):
+        confined.sync_files(root, ["real/1.png", "real/gone.png"], workers=2)

@@ -24,6 +24,7 @@ import os
 import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -279,6 +280,32 @@ def sync_filesystem(root: Path) -> None:
             raise OSError(err, f"syncfs of {root}: {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+def sync_files(root: Path, paths: list[str], workers: int) -> None:
+    """Flush these project files' bytes to disk, one ``fdatasync`` each, ``workers`` at once.
+
+    Unlike :func:`sync_filesystem` this waits for these files alone, not for every dirty
+    page of the file system: an object store on the same disk that has just taken
+    gigabytes, or a camera writing beside the project, made one ``syncfs`` wait a second
+    for their bytes (docs/PERFORMANCE.md). Meant for large files whose writeback
+    :func:`start_writeback` began as they were written, so each call mostly waits for the
+    journal, whose commits concurrent calls share.
+    """
+
+    def sync_one(path: str) -> None:
+        fd = open_file(root, path)
+        try:
+            _sync_data(fd)
+        finally:
+            os.close(fd)
+
+    if workers <= 1 or len(paths) <= 1:
+        for path in paths:
+            sync_one(path)
+        return
+    with ThreadPoolExecutor(min(workers, len(paths)), thread_name_prefix="robosync-sync") as pool:
+        list(pool.map(sync_one, paths))
 
 
 def _sync_data(fd: int) -> None:

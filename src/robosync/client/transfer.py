@@ -9,9 +9,10 @@ interrupted push) are skipped; finished blobs are completed in batches.
 Downloads: every byte is verified block by block while it streams into a
 temporary file next to its target, renamed into place only if size and digest
 match. Durability is batched (as git's ``core.fsyncMethod=batch``): after every
-``DURABLE_EVERY_FILES`` files or ``DURABLE_EVERY_BYTES`` bytes, one ``syncfs``
-flushes them all, each folder written to is fsync'ed, and only then are they
-handed to ``on_durable`` (the index records them). Until then the index holds
+``DURABLE_EVERY_FILES`` files or ``DURABLE_EVERY_BYTES`` bytes the batch is
+flushed (one ``syncfs``; large files one ``fdatasync`` each, so the flush never
+waits for other programs' dirty pages), each folder written to is fsync'ed, and
+only then are they handed to ``on_durable`` (the index records them). Until then the index holds
 them as ``landing``, and a scan re-verifies such a file before any push may
 commit it (a crash can leave it empty or torn).
 A digest already on disk is copied, not downloaded. Bodies are read by
@@ -528,7 +529,11 @@ class Transfer:
             batch = list(unflushed)
             unflushed.clear()
             unflushed_bytes = 0
-            if batch:
+            if batch and sum(w.size for w in batch) >= WRITEBACK_FROM_BYTES * len(batch):
+                # Large files, written back as they came: flush just them, not whatever
+                # else the file system holds dirty (see confined.sync_files).
+                confined.sync_files(root, [w.path for w in batch], self.jobs)
+            elif batch:
                 confined.sync_filesystem(root)
             self._sync_dirs(root)
             if batch and on_durable is not None:
