@@ -98,14 +98,18 @@ def test_reads_refuse_links_and_stat_does_not_see_through_them(layout: tuple[Pat
             confined.open_file(root, path)
 
 
-def test_flushing_written_files_refuses_links_and_a_missing_file(layout: tuple[Path, Path]):
-    root, _ = layout
-    for i in range(6):
-        confined.write_file(root, f"real/{i}.png", confined.filler(b"x" * i))
-    confined.sync_files(root, [f"real/{i}.png" for i in range(6)], workers=4)
-    # A link swapped in for a written file or folder is never followed, and a file that
-    # vanished fails the flush: the batch is not recorded as durable.
-    with pytest.raises(SymlinkInPath):
-        confined.sync_files(root, ["real/0.png", "link/kept.png"], workers=4)
-    with pytest.raises(FileNotFoundError):
-        confined.sync_files(root, ["real/1.png", "real/gone.png"], workers=2)
+def test_flushing_written_files_passes_over_what_is_gone_or_behind_a_link(
+    layout: tuple[Path, Path],
+):
+    root, outside = layout
+    written = [f"real/{i}.png" for i in range(6)] + ["sub/a.png", "sub/b.png"]
+    for path in written:
+        confined.write_file(root, path, confined.filler(b"x"))
+    assert confined.sync_files(root, written, workers=4) == written
+    # Since they were written: one deleted, a folder swapped for a link to outside.
+    (root / "real" / "2.png").unlink()
+    (root / "sub").rename(outside / "sub")
+    os.symlink(outside / "sub", root / "sub")
+    flushed = confined.sync_files(root, written, workers=4)
+    assert flushed == [p for p in written if p != "real/2.png" and not p.startswith("sub/")]
+    assert confined.sync_files(root, ["real/0.png", "link/kept.png"], workers=1) == ["real/0.png"]

@@ -282,7 +282,7 @@ def sync_filesystem(root: Path) -> None:
         os.close(fd)
 
 
-def sync_files(root: Path, paths: list[str], workers: int) -> None:
+def sync_files(root: Path, paths: list[str], workers: int) -> list[str]:
     """Flush these project files' bytes to disk, one ``fdatasync`` each, ``workers`` at once.
 
     Unlike :func:`sync_filesystem` this waits for these files alone, not for every dirty
@@ -291,21 +291,31 @@ def sync_files(root: Path, paths: list[str], workers: int) -> None:
     for their bytes (docs/PERFORMANCE.md). Meant for large files whose writeback
     :func:`start_writeback` began as they were written, so each call mostly waits for the
     journal, whose commits concurrent calls share.
+
+    A path that is gone since it was written, or now sits behind a link, holds nothing
+    of ours to flush and is passed over (as ``syncfs`` would; the next scan sees what is
+    there); a failed flush raises. Returns the paths flushed.
     """
 
-    def sync_one(path: str) -> None:
-        fd = open_file(root, path)
+    def sync_one(path: str) -> bool:
+        try:
+            fd = open_file(root, path)
+        except (FileNotFoundError, NotAFolder, SymlinkInPath):
+            return False
         try:
             _sync_data(fd)
         finally:
             os.close(fd)
+        return True
 
     if workers <= 1 or len(paths) <= 1:
-        for path in paths:
-            sync_one(path)
-        return
-    with ThreadPoolExecutor(min(workers, len(paths)), thread_name_prefix="robosync-sync") as pool:
-        list(pool.map(sync_one, paths))
+        done = [sync_one(path) for path in paths]
+    else:
+        with ThreadPoolExecutor(
+            min(workers, len(paths)), thread_name_prefix="robosync-sync"
+        ) as pool:
+            done = list(pool.map(sync_one, paths))
+    return [path for path, flushed in zip(paths, done, strict=True) if flushed]
 
 
 def _sync_data(fd: int) -> None:
