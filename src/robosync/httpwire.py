@@ -13,7 +13,10 @@ import http.client
 import select
 import socket
 import ssl
+import threading
+import weakref
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 # (scheme, host, port) of a server: connections are kept per origin.
 Origin = tuple[str, str, int]
@@ -112,37 +115,96 @@ def default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
-def connect(
-    origin: Origin,
-    *,
-    connect_timeout: float,
-    read_timeout: float,
-    tls: Callable[[], ssl.SSLContext],
-    track: Callable[[http.client.HTTPConnection], None],
-) -> http.client.HTTPConnection:
-    """A connection to ``origin`` that reads answers with :class:`FastResponse`.
+def split_url(url: str) -> tuple[Origin, str]:
+    """The origin a URL's connection is kept for, and the request target (path and query)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    origin = (scheme, parts.hostname or "", parts.port or default_port(scheme))
+    return origin, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
-    ``tls`` gives the context of an ``https`` origin; ``track`` is shown the
-    connection before it connects, so a caller closing all of its connections
-    closes this one too. Failures raise ``OSError`` or ``http.client.HTTPException``.
+
+class ThreadConnections:
+    """Kept-alive connections, each thread reusing its own idle ones by origin.
+
+    Taking one needs no lock: with 16 transfer threads a shared pool's lock was where
+    they queued (py-spy). Every connection is also listed (weakly) for :meth:`close`.
+    Answers are read with :class:`FastResponse`.
     """
-    scheme, host, port = origin
-    conn: http.client.HTTPConnection
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=tls())
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=connect_timeout)
-    conn.response_class = FastResponse
-    track(conn)
-    try:
-        conn.connect()
-    except BaseException:
-        conn.close()
-        raise
-    assert conn.sock is not None
-    # A request's header and body leave in separate sends; with Nagle's algorithm
-    # the body of a small PUT could wait for the ACK of the header (urllib3 and
-    # the peers' clients turn it off too).
-    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.sock.settimeout(read_timeout)
-    return conn
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        tls: Callable[[], ssl.SSLContext],
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._new_tls = tls
+        self._tls: ssl.SSLContext | None = None
+        self._local = threading.local()
+        self._every: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def acquire(self, origin: Origin) -> http.client.HTTPConnection | None:
+        """One of this thread's idle connections to ``origin`` that is still open, if any."""
+        conns = self._idle().get(origin, [])
+        while conns:
+            conn = conns.pop()
+            if still_open(conn):
+                return conn
+            conn.close()
+        return None
+
+    def release(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+        """Keep ``conn`` for this thread's next request to ``origin`` (or close it, once closed)."""
+        if self._closed:
+            conn.close()
+        else:
+            self._idle().setdefault(origin, []).append(conn)
+
+    def connect(self, origin: Origin) -> http.client.HTTPConnection:
+        """A new connection to ``origin``; failures raise ``OSError`` or ``HTTPException``."""
+        scheme, host, port = origin
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            if self._tls is None:
+                self._tls = self._new_tls()
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=self.connect_timeout, context=self._tls
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        conn.response_class = FastResponse
+        with self._lock:
+            self._every.add(conn)
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()
+            raise
+        assert conn.sock is not None
+        # A request's header and body leave in separate sends; with Nagle's algorithm
+        # the body of a small PUT could wait for the ACK of the header (urllib3 and
+        # the peers' clients turn it off too).
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sock.settimeout(self.read_timeout)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection (idle ones of all threads); none is kept after this."""
+        with self._lock:
+            self._closed = True
+            every = list(self._every)
+            self._every.clear()
+        for conn in every:
+            conn.close()
+
+    def _idle(self) -> dict[Origin, list[http.client.HTTPConnection]]:
+        idle: dict[Origin, list[http.client.HTTPConnection]] | None = getattr(
+            self._local, "idle", None
+        )
+        if idle is None:
+            idle = self._local.idle = {}
+        return idle

@@ -23,16 +23,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
-import ssl
-import threading
 import urllib.request
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
 from robosync.client.deferred import httpx
-from robosync.httpwire import Origin, connect, default_port, still_open
+from robosync.httpwire import Origin, ThreadConnections, split_url
 
 
 def direct_route(url: str) -> bool:
@@ -107,37 +104,18 @@ def _as_httpx(
 
 
 class StoreGetter:
-    """Keep-alive connections to object stores, kept per calling thread.
-
-    Each thread reuses its own idle connections, so taking one needs no lock: with 16
-    transfer threads a shared pool's lock was where they queued (py-spy). Every
-    connection is also listed (weakly) for :meth:`close`.
-    """
+    """Keep-alive connections to object stores, kept per calling thread
+    (:class:`~robosync.httpwire.ThreadConnections`)."""
 
     def __init__(self, *, timeout: float = 120.0, connect_timeout: float = 10.0) -> None:
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self._local = threading.local()
-        self._every: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._ssl: ssl.SSLContext | None = None
-        self._closed = False
-
-    def _idle(self) -> dict[Origin, list[http.client.HTTPConnection]]:
-        """This thread's idle connections by origin."""
-        idle: dict[Origin, list[http.client.HTTPConnection]] | None = getattr(
-            self._local, "idle", None
+        self._conns = ThreadConnections(
+            connect_timeout=connect_timeout, read_timeout=timeout, tls=httpx.create_ssl_context
         )
-        if idle is None:
-            idle = self._local.idle = {}
-        return idle
 
     @contextlib.contextmanager
     def get(self, url: str) -> Iterator[StoreBody]:
         """GET ``url``; the connection goes back to the pool if the body was read to its end."""
-        parts = urlsplit(url)
-        origin = (parts.scheme, parts.hostname or "", parts.port or default_port(parts.scheme))
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        origin, target = split_url(url)
         conn, resp = self._send(origin, target, url)
         reusable = False
         try:
@@ -158,9 +136,7 @@ class StoreGetter:
         ``body`` is called again if a kept-alive connection turns out to be
         closed before the store answered, so it must start from the beginning.
         """
-        parts = urlsplit(url)
-        origin = (parts.scheme, parts.hostname or "", parts.port or default_port(parts.scheme))
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        origin, target = split_url(url)
         conn = self._acquire(origin)
         resp = None
         if conn is not None:
@@ -193,12 +169,7 @@ class StoreGetter:
 
     def close(self) -> None:
         """Close every connection; the getter keeps none after this."""
-        with self._lock:
-            self._closed = True
-            every = list(self._every)
-            self._every.clear()
-        for c in every:
-            c.close()
+        self._conns.close()
 
     def _send(
         self, origin: Origin, target: str, url: str
@@ -219,40 +190,16 @@ class StoreGetter:
             raise _transport_error(e, url, reading=True) from e
 
     def _acquire(self, origin: Origin) -> http.client.HTTPConnection | None:
-        conns = self._idle().get(origin, [])
-        while conns:
-            conn = conns.pop()
-            if still_open(conn):
-                return conn
-            conn.close()
-        return None
+        return self._conns.acquire(origin)
 
     def _release(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
-        if self._closed:
-            conn.close()
-        else:
-            self._idle().setdefault(origin, []).append(conn)
+        self._conns.release(origin, conn)
 
     def _connect(self, origin: Origin, url: str, method: str = "GET") -> http.client.HTTPConnection:
         try:
-            return connect(
-                origin,
-                connect_timeout=self.connect_timeout,
-                read_timeout=self.timeout,
-                tls=self._tls,
-                track=self._track,
-            )
+            return self._conns.connect(origin)
         except (OSError, http.client.HTTPException) as e:
             raise _transport_error(e, url, reading=False, method=method) from e
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = httpx.create_ssl_context()
-        return self._ssl
-
-    def _track(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._every.add(conn)
 
 
 def _request(conn: http.client.HTTPConnection, target: str) -> http.client.HTTPResponse:

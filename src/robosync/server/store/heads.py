@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import http.client
 import ssl
-import threading
-import weakref
-from urllib.parse import urlsplit
 
-from robosync.httpwire import AnswerHeaders, Origin, connect, default_port, still_open
+from robosync.httpwire import AnswerHeaders, Origin, ThreadConnections, split_url
 
 
 class StoreHeads:
     """Send HEAD requests; each thread reuses its own idle connections (no lock to queue on)."""
 
     def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self._local = threading.local()
-        self._every: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._ssl: ssl.SSLContext | None = None
+        self._conns = ThreadConnections(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            tls=ssl.create_default_context,
+        )
 
     def head(self, url: str, headers: dict[str, str]) -> tuple[int, AnswerHeaders]:
         """HEAD ``url`` with ``headers``: the status and the answer's headers.
@@ -38,50 +34,26 @@ class StoreHeads:
         kept-alive connection the store closed while idle is replaced once, silently
         (a HEAD changes nothing, so sending it again is safe).
         """
-        parts = urlsplit(url)
-        scheme = parts.scheme
-        origin = (scheme, parts.hostname or "", parts.port or default_port(scheme))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        idle = self._idle(origin)
-        while idle:
-            conn = idle.pop()
-            if not still_open(conn):
-                conn.close()
-                continue
+        origin, target = split_url(url)
+        conn = self._conns.acquire(origin)
+        if conn is not None:
             try:
-                return self._exchange(conn, idle, target, headers)
+                return self._exchange(conn, origin, target, headers)
             except (OSError, http.client.HTTPException):
                 conn.close()
-                break
-        conn = self._connect(origin)
+        conn = self._conns.connect(origin)
         try:
-            return self._exchange(conn, idle, target, headers)
+            return self._exchange(conn, origin, target, headers)
         except BaseException:
             conn.close()
             raise
 
     def close(self) -> None:
         """Close every connection (idle ones of all threads)."""
-        with self._lock:
-            every = list(self._every)
-            self._every.clear()
-        for conn in every:
-            conn.close()
-
-    def _idle(self, origin: Origin) -> list[http.client.HTTPConnection]:
-        pools: dict[Origin, list[http.client.HTTPConnection]] | None = getattr(
-            self._local, "idle", None
-        )
-        if pools is None:
-            pools = self._local.idle = {}
-        return pools.setdefault(origin, [])
+        self._conns.close()
 
     def _exchange(
-        self,
-        conn: http.client.HTTPConnection,
-        idle: list[http.client.HTTPConnection],
-        target: str,
-        headers: dict[str, str],
+        self, conn: http.client.HTTPConnection, origin: Origin, target: str, headers: dict[str, str]
     ) -> tuple[int, AnswerHeaders]:
         conn.request("HEAD", target, headers=headers)
         resp = conn.getresponse()
@@ -89,25 +61,7 @@ class StoreHeads:
         if resp.will_close:
             conn.close()
         else:
-            idle.append(conn)
+            self._conns.release(origin, conn)
         answer = resp.headers
         assert isinstance(answer, AnswerHeaders)
         return resp.status, answer
-
-    def _connect(self, origin: Origin) -> http.client.HTTPConnection:
-        return connect(
-            origin,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            tls=self._tls,
-            track=self._track,
-        )
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        return self._ssl
-
-    def _track(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._every.add(conn)
