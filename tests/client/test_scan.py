@@ -10,7 +10,7 @@ import pytest
 
 from robosync.client.index import EVICTED, UNHASHED, Index
 from robosync.client.merge import Entry
-from robosync.client.scan import TEMP_PREFIX, scan
+from robosync.client.scan import POOL_FROM_BYTES, TEMP_PREFIX, scan
 from robosync.digest import digest_bytes
 
 
@@ -111,25 +111,32 @@ def test_evicted_files_are_not_deletions(index: Index):
 
 
 def test_scan_of_many_files_writes_them_all(index: Index):
-    for i in range(1200):
-        write(index.root, f"d{i % 7}/{i}.png", str(i).encode())
+    files = {f"d{i % 7}/{i}.png": str(i).encode() for i in range(1200)}
+    # Files from POOL_FROM_BYTES up are hashed on the pool, smaller ones inline: both kinds.
+    files.update({f"big/{i}.png": os.urandom(POOL_FROM_BYTES + i - 1) for i in range(6)})
+    for rel, data in files.items():
+        write(index.root, rel, data)
     report = scan(index, workers=4)
-    assert report.hashed == 1200
-    assert len(list(index.file_rows())) == 1200
+    assert report.hashed == len(files)
+    assert {r.path: r.digest for r in index.file_rows()} == {
+        rel: digest_bytes(data).digest for rel, data in files.items()
+    }
 
 
+@pytest.mark.parametrize("size", [10, POOL_FROM_BYTES], ids=["inline", "on-the-pool"])
 def test_a_file_written_while_it_is_hashed_is_left_out_then_hashed_next_scan(
-    index: Index, monkeypatch: pytest.MonkeyPatch
+    index: Index, monkeypatch: pytest.MonkeyPatch, size: int
 ):
     import robosync.client.scan as scan_module
 
+    first_half = b"first half".ljust(size, b".")
     write(index.root, "steady.png", b"steady")
-    write(index.root, "growing.png", b"first half")
+    write(index.root, "growing.png", first_half)
     real = scan_module.digest_stream
 
     def digest_then_append(stream):  # type: ignore[no-untyped-def]
         d = real(stream)
-        if d.digest == digest_bytes(b"first half").digest:
+        if d.digest == digest_bytes(first_half).digest:
             with open(index.root / "growing.png", "ab") as f:
                 f.write(b" and the rest")
         return d
@@ -145,7 +152,7 @@ def test_a_file_written_while_it_is_hashed_is_left_out_then_hashed_next_scan(
     monkeypatch.setattr(scan_module, "digest_stream", real)
     again = scan(index)
     assert not again.left_out
-    assert index.file("growing.png").digest == digest_bytes(b"first half and the rest").digest
+    assert index.file("growing.png").digest == digest_bytes(first_half + b" and the rest").digest
 
 
 def test_a_file_replaced_by_a_fifo_after_its_stat_is_left_out_without_blocking(

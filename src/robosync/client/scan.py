@@ -3,9 +3,12 @@
 A file whose ``(size, mtime_ns, inode)`` equals its index row keeps its digest;
 every other file is hashed. Symbolic links are never followed; a file the index
 knows that now sits behind one (or became one) keeps its row: not seeing it is
-not a deletion. Hashing runs on a thread pool: ``hashlib`` releases
-the GIL on buffers over 2 KiB and files are read 1 MiB at a time, so threads
-use every core without the cost of shipping results between processes.
+not a deletion. Files of :data:`POOL_FROM_BYTES` or more are hashed on a thread pool:
+``hashlib`` releases the GIL on buffers over 2 KiB and files are read 1 MiB at a
+time, so threads use every core without the cost of shipping results between
+processes. Smaller files are hashed by the walking thread itself: their hash is
+too short to share the GIL, and two threads took 1.5-3x the time of one for
+32 KiB images (docs/PERFORMANCE.md).
 At most ``2 x workers`` files are in flight and rows are written in batches,
 so memory stays flat however many files change. A file that changes, vanishes
 or cannot be read while it is hashed is reported (``ScanReport.left_out``)
@@ -43,6 +46,8 @@ from robosync.paths import normalize_path, path_problem
 
 TEMP_PREFIX = ".robosync-tmp-"
 _BATCH = 500
+# Files at least this large are hashed on the pool; smaller ones by the walking thread.
+POOL_FROM_BYTES = 256 * 1024
 TORN = (
     "was being downloaded when robosync stopped and is not the content it was given "
     "(a crash may have torn it); it is not pushed, and `robosync pull` writes it again"
@@ -225,22 +230,24 @@ def scan(
                 index.put_files(pending)
             pending.clear()
 
+    def take(row: FileRow | LeftOut) -> None:
+        if isinstance(row, LeftOut):
+            report.left_out.append(row)
+            return
+        expected = landing.get(row.path)
+        if expected is not None and expected.entry != row.entry:
+            # Stays landing: never a local change, written again by a pull.
+            report.left_out.append(LeftOut(row.path, TORN))
+            return
+        pending.append(row)
+        report.hashed += 1
+        report.hashed_bytes += row.size
+        if on_hashed:
+            on_hashed(row.size)
+
     def collect(done: set[Future[FileRow | LeftOut]]) -> None:
         for fut in done:
-            row = fut.result()
-            if isinstance(row, LeftOut):
-                report.left_out.append(row)
-                continue
-            expected = landing.get(row.path)
-            if expected is not None and expected.entry != row.entry:
-                # Stays landing: never a local change, written again by a pull.
-                report.left_out.append(LeftOut(row.path, TORN))
-                continue
-            pending.append(row)
-            report.hashed += 1
-            report.hashed_bytes += row.size
-            if on_hashed:
-                on_hashed(row.size)
+            take(fut.result())
         flush()
 
     in_flight: set[Future[FileRow | LeftOut]] = set()
@@ -262,6 +269,10 @@ def scan(
                         seen.path, f"written less than {settle_seconds:g} s ago (may be unfinished)"
                     )
                 )
+                continue
+            if seen.size < POOL_FROM_BYTES:
+                take(_hash(seen))
+                flush()
                 continue
             in_flight.add(pool.submit(_hash, seen))
             if len(in_flight) >= 2 * workers:

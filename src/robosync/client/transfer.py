@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from robosync import protocol
-from robosync.client import confined
+from robosync.client import confined, directio
 from robosync.client.api import Api, error_of
 from robosync.client.deferred import OnFirstUse, httpx
 from robosync.client.leftout import (
@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 DEFAULT_JOBS = 16
 BATCH = 1000
+# A download asks for its first links in a smaller batch: the threads start on them
+# while the server signs the next thousand (a thousand took it 0.06-0.3 s).
+FIRST_LINKS = 100
 _CHUNK = 1024 * 1024
 # Each download thread reads into one reused buffer of this size (16 jobs:
 # 16 MiB); larger reads cost fewer Python round trips per byte.
@@ -157,14 +160,15 @@ def store_error(resp: httpx.Response, what: str) -> RobosyncError:
     return err
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of at most ``size`` items."""
+def batched(items: Iterable[T], size: int, first: int | None = None) -> Iterator[list[T]]:
+    """Lists of at most ``size`` items; the first of at most ``first``, if given."""
     batch: list[T] = []
+    limit = first or size
     for item in items:
         batch.append(item)
-        if len(batch) >= size:
+        if len(batch) >= limit:
             yield batch
-            batch = []
+            batch, limit = [], size
     if batch:
         yield batch
 
@@ -549,7 +553,7 @@ class Transfer:
                         futures.append(pool.submit(self._copy_group, root, source, group))
                     else:
                         to_fetch.append(digest)
-                for batch in batched(to_fetch, BATCH):
+                for batch in batched(to_fetch, BATCH, FIRST_LINKS):
                     answer = self.api.download_links(project_id, batch).items
                     try:
                         links = checked_links(batch, answer)
@@ -633,7 +637,7 @@ class Transfer:
         """This thread's read buffer (reused for every file it writes)."""
         buf: memoryview | None = getattr(self._buffers, "buf", None)
         if buf is None:
-            buf = self._buffers.buf = memoryview(bytearray(_DOWNLOAD_CHUNK))
+            buf = self._buffers.buf = directio.aligned_buffer(_DOWNLOAD_CHUNK)
         return buf
 
     def _write_verified(
@@ -673,12 +677,15 @@ class Transfer:
         buf = self._buffer()
         if self.limiter is not None:
             readinto = self.limiter.readinto(readinto)
+        # A large file goes past the page cache (see directio); then every write but
+        # the file's last must be whole blocks, so the buffer is filled before each.
+        direct = t.size >= WRITEBACK_FROM_BYTES and directio.try_direct(fd)
         # One byte more than expected is asked for, so an oversized body is
         # noticed without reading all of it.
         left = t.size + 1
         while left:
             self._check_stop()
-            n = readinto(buf[: min(len(buf), left)])
+            n = _filled(readinto, buf[: min(len(buf), left)])
             if not n:
                 break
             left -= n
@@ -686,8 +693,11 @@ class Transfer:
             verifier.update(chunk)
             if verifier.received > t.size:
                 break
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
+            if direct:
+                direct = directio.write_direct(fd, chunk)
+            else:
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk) :]
             self.progress.advance(nbytes=n)
         return verifier
 
@@ -697,6 +707,17 @@ class Transfer:
             dirs, self._written_dirs = self._written_dirs, set()
         for d in dirs:
             _fsync_dir(root / d)
+
+
+def _filled(readinto: Callable[[memoryview], int], buffer: memoryview) -> int:
+    """Read into all of ``buffer``, short only where the body ends: bytes read."""
+    got = 0
+    while got < len(buffer):
+        n = readinto(buffer[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _runs(items: Iterable[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:
