@@ -678,14 +678,16 @@ class Transfer:
         if self.limiter is not None:
             readinto = self.limiter.readinto(readinto)
         # A large file goes past the page cache (see directio); then every write but
-        # the file's last must be whole blocks, so the buffer is filled before each.
+        # the file's last must be whole blocks, so the buffer is filled before each
+        # (a stop is still noticed between reads).
         direct = t.size >= WRITEBACK_FROM_BYTES and directio.try_direct(fd)
         # One byte more than expected is asked for, so an oversized body is
         # noticed without reading all of it.
         left = t.size + 1
         while left:
             self._check_stop()
-            n = _filled(readinto, buf[: min(len(buf), left)])
+            want = buf[: min(len(buf), left)]
+            n = _filled(readinto, want, self._check_stop) if direct else readinto(want)
             if not n:
                 break
             left -= n
@@ -709,10 +711,15 @@ class Transfer:
             _fsync_dir(root / d)
 
 
-def _filled(readinto: Callable[[memoryview], int], buffer: memoryview) -> int:
-    """Read into all of ``buffer``, short only where the body ends: bytes read."""
+def _filled(
+    readinto: Callable[[memoryview], int], buffer: memoryview, between: Callable[[], None]
+) -> int:
+    """Read into all of ``buffer``, short only where the body ends: bytes read.
+    ``between`` runs before each read after the first (a stop check)."""
     got = 0
     while got < len(buffer):
+        if got:
+            between()
         n = readinto(buffer[got:])
         if not n:
             break
