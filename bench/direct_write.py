@@ -29,7 +29,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import spread  # noqa: E402
 
 from robosync.client import directio  # noqa: E402
 
@@ -97,13 +99,7 @@ def main() -> None:
     print(f"\n{args.files} files of {args.size} bytes, {args.rounds} rounds (min / median / max)\n")
     print("| mode | wall s | system CPU s |\n|---|---|---|")
     for mode, got in times.items():
-        walls = sorted(w for w, _ in got)
-        cpus = sorted(c for _, c in got)
-        mid = len(got) // 2
-        print(
-            f"| {mode} | {walls[0]:.2f} / {walls[mid]:.2f} / {walls[-1]:.2f} "
-            f"| {cpus[0]:.2f} / {cpus[mid]:.2f} / {cpus[-1]:.2f} |"
-        )
+        print(f"| {mode} | {spread([w for w, _ in got])} | {spread([c for _, c in got])} |")
 
 
 if __name__ == "__main__":

@@ -77,16 +77,3 @@ def test_a_misaligned_buffer_falls_back_to_the_page_cache_without_losing_bytes(t
     finally:
         os.close(fd)
     assert path.read_bytes() == data
-
-
-def test_a_file_system_without_direct_writes_is_written_the_ordinary_way():
-    shm = Path("/dev/shm")
-    if not shm.is_dir():
-        pytest.skip("no /dev/shm (tmpfs) here")
-    path = shm / f"robosync-directio-{os.getpid()}"
-    try:
-        data = os.urandom(ALIGN * 3 + 7)
-        _write_in_chunks(path, data, ALIGN * 2)
-        assert path.read_bytes() == data
-    finally:
-        path.unlink(missing_ok=True)

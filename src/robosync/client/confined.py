@@ -288,8 +288,9 @@ def sync_files(root: Path, paths: list[str], workers: int) -> list[str]:
     Unlike :func:`sync_filesystem` this waits for these files alone, not for every dirty
     page of the file system: an object store on the same disk that has just taken
     gigabytes, or a camera writing beside the project, made one ``syncfs`` wait a second
-    for their bytes (docs/PERFORMANCE.md). Meant for large files whose writeback
-    :func:`start_writeback` began as they were written, so each call mostly waits for the
+    for their bytes (docs/PERFORMANCE.md). Meant for large files, written past the page
+    cache (:mod:`robosync.client.directio`) or with their writeback begun by
+    :func:`start_writeback` as they were written, so each call mostly waits for the
     journal, whose commits concurrent calls share.
 
     A path that is gone since it was written, or now sits behind a link, holds nothing
