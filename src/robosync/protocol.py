@@ -1,4 +1,4 @@
-"""Request and response models of the HTTP API (``/v1``), shared by both sides.
+"""Request and response models of the HTTP API (``/v1``), as the server declares them.
 
 JSON bodies are these pydantic models. Three bodies are NDJSON (one JSON
 object per line, ``application/x-ndjson``) so that they stream with flat
@@ -13,6 +13,9 @@ memory:
   response header ``X-Robosync-Version`` is the version served.
 * ``GET /v1/projects/{id}/changes?since=M``: :class:`PutOp` / :class:`DeleteOp`
   lines taking version M to the head; header ``X-Robosync-Version`` is the head.
+
+The client reads and writes the same messages as plain dataclasses
+(:mod:`robosync.client.wire`), without pydantic.
 """
 
 from __future__ import annotations
@@ -22,21 +25,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-API_PREFIX = "/v1"
-VERSION_HEADER = "X-Robosync-Version"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-NDJSON = "application/x-ndjson"
+from robosync.apiwire import API_PREFIX as API_PREFIX
+from robosync.apiwire import DIGEST_PATTERN
+from robosync.apiwire import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
+from robosync.apiwire import MAX_INT as MAX_INT
+from robosync.apiwire import NDJSON as NDJSON
+from robosync.apiwire import VERSION_HEADER as VERSION_HEADER
 
 PROJECT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # A robot name: any printable text (no control characters).
 ROBOT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-MAX_INT = 2**63 - 1  # every integer the API stores is a signed 64-bit database column
-
-Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="content address, hex")]
+Digest = Annotated[str, Field(pattern=DIGEST_PATTERN, description="content address, hex")]
 # Opaque tokens the object store hands out (upload ids, ETags): printable ASCII only.
 StoreToken = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[\x20-\x7e]+$")]
 Size = Annotated[int, Field(ge=0, le=MAX_INT, description="bytes")]
-BlockHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of a block, hex")]
+BlockHash = Annotated[str, Field(pattern=DIGEST_PATTERN, description="SHA-256 of a block, hex")]
 
 
 # --- projects -----------------------------------------------------------------

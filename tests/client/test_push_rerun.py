@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from robosync.client import Project
+from robosync.client.wire import CompleteItem, CompleteResponse
 from robosync.digest import BLOCK_SIZE
-from robosync.protocol import CompleteItem, CompleteResponse
 from tests.client.clirobot import CliFleet, CliRobot
 from tests.client.conftest import folder_digests, sha
 

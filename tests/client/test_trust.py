@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from robosync.client.trust import UntrustedAnswer, checked_links, path_refusal
-from robosync.protocol import DownloadLink
+from robosync.client.wire import DownloadLink
 
 A, B = "a" * 64, "b" * 64
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from robosync.client.api import Api
+from robosync.client.wire import CompleteItem, PutOp, UploadItem
 from robosync.digest import digest_bytes
 from robosync.errors import MissingBlobs
-from robosync.protocol import CompleteItem, PutOp, UploadItem
 from tests.client.conftest import folder_digests, project_name, sha
 from tests.faults.conftest import Lab, Site, write_images
 from tests.faults.cutproxy import CuttingProxy

@@ -8,34 +8,23 @@ read: the server is not trusted with the folder.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from robosync import __version__, protocol
+from robosync import __version__, apiwire
+from robosync.client import wire
 from robosync.client.bandwidth import BandwidthLimiter
 from robosync.client.deferred import OnFirstUse, httpx
 from robosync.client.retry import Retrying
 from robosync.client.settings import check_server_url
-from robosync.client.trust import checked_changes, checked_entries, parsed_lines
+from robosync.client.trust import checked_answer, checked_changes, checked_entries, parsed_lines
 from robosync.errors import RobosyncError, error_from_body
 
 if TYPE_CHECKING:
     import ssl
-
-    from pydantic import BaseModel, TypeAdapter
-
-
-@functools.cache
-def _change_adapter() -> TypeAdapter[protocol.PutOp | protocol.DeleteOp]:
-    """The validator of one changes line (built once, on first use)."""
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(protocol.Change)
-
 
 _BODY_CHUNK = 64 * 1024
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -109,7 +98,7 @@ class Api:
 
     def _new_http(self) -> httpx.Client:
         return httpx.Client(
-            base_url=self.server + protocol.API_PREFIX,
+            base_url=self.server + apiwire.API_PREFIX,
             headers={
                 "Authorization": f"Bearer {self._token}",
                 "User-Agent": f"robosync/{__version__}",
@@ -131,7 +120,7 @@ class Api:
         method: str,
         url: str,
         *,
-        body: BaseModel | None = None,
+        body: object | None = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         content: Callable[[], Iterable[bytes]] | None = None,
@@ -142,7 +131,7 @@ class Api:
                 url,
                 params=params,
                 headers={"Content-Type": "application/json", **(headers or {})},
-                content=body.model_dump_json().encode(),
+                content=wire.dumps(body),
             )
         else:
             req = self.http.build_request(
@@ -178,28 +167,26 @@ class Api:
 
         resp = self.retrying.call(open_, what, first_contact=not self.reached)
         try:
-            version = int(resp.headers.get(protocol.VERSION_HEADER, "0"))
+            version = int(resp.headers.get(apiwire.VERSION_HEADER, "0"))
             yield version, (line.encode() for line in resp.iter_lines() if line.strip())
         finally:
             resp.close()
 
     # --- projects ---------------------------------------------------------
 
-    def create_project(self, name: str) -> protocol.ProjectInfo:
+    def create_project(self, name: str) -> wire.ProjectInfo:
         """Create a project owned by the token's user."""
-        resp = self._call(
-            "POST", "/projects", "create project", body=protocol.ProjectCreate(name=name)
-        )
-        return protocol.ProjectInfo.model_validate_json(resp.content)
+        resp = self._call("POST", "/projects", "create project", body={"name": name})
+        return checked_answer(wire.ProjectInfo, resp.content)
 
-    def list_projects(self, name: str | None = None) -> list[protocol.ProjectInfo]:
+    def list_projects(self, name: str | None = None) -> list[wire.ProjectInfo]:
         """The projects the user may read (only those called ``name`` if given)."""
         found = self.project_list(name)
         return [p for p in found.projects if name is None or p.name == name]
 
     def project_list(
         self, name: str | None = None, owner: str | None = None, *, trash: bool = False
-    ) -> protocol.ProjectList:
+    ) -> wire.ProjectList:
         """Projects the user may read, own first, and the user's name.
 
         ``name``/``owner`` filter; ``trash``: the deleted projects the user
@@ -208,105 +195,101 @@ class Api:
         params: dict[str, Any] = {"name": name, "owner": owner, "trash": trash or None}
         params = {k: v for k, v in params.items() if v}
         resp = self._call("GET", "/projects", "list projects", params=params or None)
-        return protocol.ProjectList.model_validate_json(resp.content)
+        return checked_answer(wire.ProjectList, resp.content)
 
-    def rename_project(self, project_id: int, name: str) -> protocol.ProjectInfo:
+    def rename_project(self, project_id: int, name: str) -> wire.ProjectInfo:
         """Rename a project (admins); clones follow its id."""
-        body = protocol.ProjectRename(name=name)
+        body = {"name": name}
         resp = self._call("PATCH", f"/projects/{project_id}", "rename project", body=body)
-        return protocol.ProjectInfo.model_validate_json(resp.content)
+        return checked_answer(wire.ProjectInfo, resp.content)
 
-    def delete_project(self, project_id: int) -> protocol.ProjectInfo:
+    def delete_project(self, project_id: int) -> wire.ProjectInfo:
         """Move a project into the trash (admins)."""
         resp = self._call("DELETE", f"/projects/{project_id}", "delete project")
-        return protocol.ProjectInfo.model_validate_json(resp.content)
+        return checked_answer(wire.ProjectInfo, resp.content)
 
-    def restore_project(self, project_id: int) -> protocol.ProjectInfo:
+    def restore_project(self, project_id: int) -> wire.ProjectInfo:
         """Take a project out of the trash (admins)."""
         resp = self._call("POST", f"/projects/{project_id}/restore", "restore project")
-        return protocol.ProjectInfo.model_validate_json(resp.content)
+        return checked_answer(wire.ProjectInfo, resp.content)
 
-    def members(self, project_id: int) -> list[protocol.MemberInfo]:
+    def members(self, project_id: int) -> list[wire.MemberInfo]:
         """The owner and members of a project, with their roles."""
         resp = self._call("GET", f"/projects/{project_id}/members", "list members")
-        return protocol.MemberList.model_validate_json(resp.content).members
+        return checked_answer(wire.MemberList, resp.content).members
 
-    def share(self, project_id: int, user: str, role: str) -> protocol.MemberInfo:
+    def share(self, project_id: int, user: str, role: str) -> wire.MemberInfo:
         """Give ``user`` ``role`` (read, write or admin) in a project."""
-        body = protocol.ShareRequest.model_validate({"role": role})
+        body = {"role": role}
         url = f"/projects/{project_id}/members/{quote(user, safe='')}"
         resp = self._call("PUT", url, "share project", body=body)
-        return protocol.MemberInfo.model_validate_json(resp.content)
+        return checked_answer(wire.MemberInfo, resp.content)
 
     def unshare(self, project_id: int, user: str) -> None:
         """Remove ``user`` from a project."""
         url = f"/projects/{project_id}/members/{quote(user, safe='')}"
         self._call("DELETE", url, "unshare project")
 
-    def check_quota(self, project_id: int, added_bytes: int) -> protocol.QuotaInfo:
+    def check_quota(self, project_id: int, added_bytes: int) -> wire.QuotaInfo:
         """Refused (QuotaExceeded) if adding ``added_bytes`` would exceed the owner's quota."""
-        body = protocol.QuotaCheck(added_bytes=added_bytes)
+        body = {"added_bytes": added_bytes}
         resp = self._call("POST", f"/projects/{project_id}/quota-check", "check quota", body=body)
-        return protocol.QuotaInfo.model_validate_json(resp.content)
+        return checked_answer(wire.QuotaInfo, resp.content)
 
-    def project(self, project_id: int) -> protocol.ProjectInfo:
+    def project(self, project_id: int) -> wire.ProjectInfo:
         """Info of one project."""
         resp = self._call("GET", f"/projects/{project_id}", "get project")
-        return protocol.ProjectInfo.model_validate_json(resp.content)
+        return checked_answer(wire.ProjectInfo, resp.content)
 
-    def project_once(self, project_id: int, timeout: float) -> protocol.ProjectInfo:
+    def project_once(self, project_id: int, timeout: float) -> wire.ProjectInfo:
         """Info of one project in one attempt of at most ``timeout`` seconds (no retries)."""
         resp = self.http.get(f"/projects/{project_id}", timeout=timeout)
         self.reached = True
         if resp.status_code >= 400:
             raise error_of(resp)
-        return protocol.ProjectInfo.model_validate_json(resp.content)
+        return checked_answer(wire.ProjectInfo, resp.content)
 
-    def versions(self, project_id: int) -> protocol.VersionList:
+    def versions(self, project_id: int) -> wire.VersionList:
         """History of a project, newest first."""
         resp = self._call("GET", f"/projects/{project_id}/versions", "get versions")
-        return protocol.VersionList.model_validate_json(resp.content)
+        return checked_answer(wire.VersionList, resp.content)
 
     @contextmanager
     def manifest(
         self, project_id: int, version: int | None = None
-    ) -> Iterator[tuple[int, Iterator[protocol.ManifestEntry]]]:
+    ) -> Iterator[tuple[int, Iterator[wire.ManifestEntry]]]:
         """``(version, entries)`` of a project version (head if ``None``), streamed and checked."""
         params = {"version": version} if version is not None else {}
         with self._stream(f"/projects/{project_id}/manifest", params, "get manifest") as (v, it):
-            entries = (protocol.ManifestEntry.model_validate_json(line) for line in it)
+            entries = (wire.decode(wire.ManifestEntry, line) for line in it)
             yield v, checked_entries(parsed_lines(entries, "manifest"))
 
     @contextmanager
-    def changes(
-        self, project_id: int, since: int
-    ) -> Iterator[tuple[int, Iterator[protocol.Change]]]:
+    def changes(self, project_id: int, since: int) -> Iterator[tuple[int, Iterator[wire.Change]]]:
         """``(head, ops)`` taking version ``since`` to the head, streamed and checked."""
         params = {"since": since}
         with self._stream(f"/projects/{project_id}/changes", params, "get changes") as (v, it):
-            ops = (_change_adapter().validate_json(line) for line in it)
+            ops = (wire.decode_change(line) for line in it)
             yield v, checked_changes(parsed_lines(ops, "changes"))
 
     # --- blobs ------------------------------------------------------------
 
-    def plan_uploads(self, items: list[protocol.UploadItem]) -> protocol.UploadResponse:
+    def plan_uploads(self, items: list[wire.UploadItem]) -> wire.UploadResponse:
         """Dedup check and presigned part URLs for up to 1000 blobs."""
-        resp = self._call(
-            "POST", "/uploads", "plan uploads", body=protocol.UploadRequest(items=items)
-        )
-        return protocol.UploadResponse.model_validate_json(resp.content)
+        resp = self._call("POST", "/uploads", "plan uploads", body={"items": items})
+        return checked_answer(wire.UploadResponse, resp.content)
 
-    def complete_uploads(self, items: list[protocol.CompleteItem]) -> protocol.CompleteResponse:
+    def complete_uploads(self, items: list[wire.CompleteItem]) -> wire.CompleteResponse:
         """Complete up to 1000 uploads; the server proves each digest."""
-        body = protocol.CompleteRequest(items=items)
+        body = {"items": items}
         resp = self._call("POST", "/uploads/complete", "complete uploads", body=body)
-        return protocol.CompleteResponse.model_validate_json(resp.content)
+        return checked_answer(wire.CompleteResponse, resp.content)
 
-    def download_links(self, project_id: int, digests: list[str]) -> protocol.DownloadResponse:
+    def download_links(self, project_id: int, digests: list[str]) -> wire.DownloadResponse:
         """Presigned GET URLs for up to 1000 digests of a project."""
-        body = protocol.DownloadRequest(digests=digests)
+        body = {"digests": digests}
         resp = self._call("POST", f"/projects/{project_id}/downloads", "get downloads", body=body)
-        return protocol.DownloadResponse.model_validate_json(resp.content)
+        return checked_answer(wire.DownloadResponse, resp.content)
 
     # --- commits ----------------------------------------------------------
 
@@ -314,25 +297,25 @@ class Api:
         self,
         project_id: int,
         base_version: int,
-        ops: Callable[[], Iterable[protocol.PutOp | protocol.DeleteOp]],
+        ops: Callable[[], Iterable[wire.PutOp | wire.DeleteOp]],
         *,
         message: str,
         idempotency_key: str,
         robot: str | None = None,
-    ) -> protocol.CommitResult:
+    ) -> wire.CommitResult:
         """Commit ``ops`` on ``base_version``; raises ConflictError if the head moved.
 
         ``ops`` is called once per attempt, so a retried commit regenerates its
         body; the same ``idempotency_key`` makes the server answer a retry with
         the first attempt's result.
         """
-        header = protocol.CommitHeader(base_version=base_version, message=message, robot=robot)
+        header = wire.CommitHeader(base_version=base_version, message=message, robot=robot)
 
         def body() -> Iterator[bytes]:
-            buf = [header.model_dump_json().encode(), b"\n"]
+            buf = [wire.dumps(header), b"\n"]
             size = 0
             for op in ops():
-                line = op.model_dump_json().encode() + b"\n"
+                line = wire.put_line(op)
                 buf.append(line)
                 size += len(line)
                 if size >= _BODY_CHUNK:
@@ -344,7 +327,7 @@ class Api:
             "POST",
             f"/projects/{project_id}/commits",
             "commit",
-            headers={"Content-Type": protocol.NDJSON, protocol.IDEMPOTENCY_HEADER: idempotency_key},
+            headers={"Content-Type": apiwire.NDJSON, apiwire.IDEMPOTENCY_HEADER: idempotency_key},
             content=body,
         )
-        return protocol.CommitResult.model_validate_json(resp.content)
+        return checked_answer(wire.CommitResult, resp.content)

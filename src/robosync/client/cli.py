@@ -17,6 +17,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from robosync.client import wire
 from robosync.client.api import Api
 from robosync.client.cli_teams import add_team_commands
 from robosync.client.cmdpaths import to_project_path, to_project_paths
@@ -197,7 +198,7 @@ def cmd_projects(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     text = (
         "\n".join([header, *lines]) if lines else "no projects yet; create one with `robosync init`"
     )
-    o.result([p.model_dump(mode="json") for p in projects], text)
+    o.result([wire.plain(p) for p in projects], text)
     return 0
 
 
@@ -332,7 +333,7 @@ def cmd_log(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
             f"{'v' + str(v.number):7} {when:%Y-%m-%d %H:%M:%S} {v.robot:16} {changes:17} "
             f"{v.file_count:>8} {v.message}".rstrip()
         )
-    o.result([v.model_dump(mode="json") for v in versions], "\n".join(lines))
+    o.result([wire.plain(v) for v in versions], "\n".join(lines))
     return 0
 
 
@@ -485,7 +486,7 @@ def cmd_get(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     if written is None:  # the bytes went to stdout
         return 0
     o.result(
-        {"project": a.project, "version": version, **entry.model_dump(), "written": str(written)},
+        {"project": a.project, "version": version, **wire.plain(entry), "written": str(written)},
         f"wrote {written} ({human_bytes(entry.size)}, {entry.path} of v{version}, verified)",
     )
     return 0

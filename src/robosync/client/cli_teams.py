@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from robosync.client import wire
 from robosync.client.api import Api
 from robosync.client.index import ProjectConfig
 from robosync.client.project import find_root
@@ -72,7 +73,7 @@ def cmd_members(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     with _target(a, s) as (api, project_id, _label):
         members = api.members(project_id)
     lines = [f"{m.user:30} {m.role:6}{'  (owner)' if m.owner else ''}" for m in members]
-    o.result([m.model_dump(mode="json") for m in members], "\n".join(lines))
+    o.result([wire.plain(m) for m in members], "\n".join(lines))
     return 0
 
 
@@ -80,7 +81,7 @@ def cmd_rename_project(a: argparse.Namespace, s: ClientSettings, o: Output) -> i
     """Rename a project; clones keep working (they follow its id)."""
     with _server(s) as api:
         info = api.rename_project(find_project(api, a.project).id, a.new_name)
-    o.result(info.model_dump(mode="json"), f"renamed {a.project} to {info.owner}/{info.name}")
+    o.result(wire.plain(info), f"renamed {a.project} to {info.owner}/{info.name}")
     return 0
 
 
@@ -89,7 +90,7 @@ def cmd_delete_project(a: argparse.Namespace, s: ClientSettings, o: Output) -> i
     with _server(s) as api:
         info = api.delete_project(find_project(api, a.project).id)
     o.result(
-        info.model_dump(mode="json"),
+        wire.plain(info),
         f"moved {info.owner}/{info.name} to the trash; "
         f"`robosync undelete {info.owner}/{info.name}` brings it back",
     )
@@ -100,7 +101,7 @@ def cmd_undelete(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Take a project out of the trash."""
     with _server(s) as api:
         info = api.restore_project(find_project(api, a.project, trash=True).id)
-    o.result(info.model_dump(mode="json"), f"restored {info.owner}/{info.name}")
+    o.result(wire.plain(info), f"restored {info.owner}/{info.name}")
     return 0
 
 
@@ -109,7 +110,7 @@ def cmd_trash(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     with _server(s) as api:
         found = api.project_list(trash=True).projects
     lines = [f"{p.owner + '/' + p.name:40} deleted {p.deleted_at:%Y-%m-%d %H:%M}" for p in found]
-    o.result([p.model_dump(mode="json") for p in found], "\n".join(lines) or "the trash is empty")
+    o.result([wire.plain(p) for p in found], "\n".join(lines) or "the trash is empty")
     return 0
 
 

@@ -1,18 +1,15 @@
 """Modules loaded, and objects made, on first use, so a command that needs no server
 starts fast.
 
-``httpx`` (with its TLS and HTTP/2 machinery) and ``robosync.protocol`` (pydantic models,
-whose classes are built at import) are most of the client's import time: ~0.16 s of CPU
-on a small machine, more than a no-op ``robosync push`` spends on its work. This module
-puts a placeholder for each into ``sys.modules`` (the standard library's
+``httpx`` (with its TLS and HTTP/2 machinery) is a large part of the client's import
+time. This module puts a placeholder for it into ``sys.modules`` (the standard library's
 :class:`importlib.util.LazyLoader`); the real module is executed the first time one of
 its attributes is read.
 
 Reading any attribute loads it, and so does an ``import`` statement naming it (the
 import system reads ``__spec__``). Client modules therefore write
-``from robosync.client.deferred import httpx`` and ``from robosync import protocol``
-(the package attribute is the placeholder itself), then ``httpx.X`` / ``protocol.X``
-where they use them. A module that was already imported is left as it is.
+``from robosync.client.deferred import httpx``, then ``httpx.X`` where they use it. A
+module that was already imported is left as it is.
 
 :class:`OnFirstUse` holds an object that is costly to make (an HTTP connection pool loads
 the TLS trust store) and made the first time it is asked for, once even when many
@@ -74,10 +71,7 @@ class OnFirstUse(Generic[T]):
 
 if TYPE_CHECKING:
     import httpx
-
-    from robosync import protocol
 else:
     httpx = defer("httpx")
-    protocol = defer("robosync.protocol")
 
-__all__ = ["OnFirstUse", "defer", "httpx", "protocol"]
+__all__ = ["OnFirstUse", "defer", "httpx"]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from robosync import protocol
+from robosync.client import wire
 from robosync.client.api import Api
 from robosync.client.cmdpaths import check_selectors, matches
 from robosync.client.merge import Entry
@@ -33,7 +33,7 @@ class Listing:
     """The files of one version under some paths."""
 
     version: int
-    files: list[protocol.ManifestEntry]
+    files: list[wire.ManifestEntry]
 
     @property
     def total_bytes(self) -> int:
@@ -44,7 +44,7 @@ class Listing:
         """A JSON-ready dict."""
         return {
             "version": self.version,
-            "files": [f.model_dump(mode="json") for f in self.files],
+            "files": [wire.plain(f) for f in self.files],
             "total_bytes": self.total_bytes,
         }
 
@@ -113,7 +113,7 @@ def get_file(
     settings: ClientSettings | None = None,
     progress: Progress | None = None,
     stdout: BinaryIO | None = None,
-) -> tuple[int, protocol.ManifestEntry, Path | None]:
+) -> tuple[int, wire.ManifestEntry, Path | None]:
     """Download ``path`` of project ``name`` (or ``OWNER/NAME``) at ``version``, verified.
 
     Writes ``output`` (default: the file's name in the current folder), or
@@ -129,7 +129,7 @@ def get_file(
     api = Api(url, settings.token_for(url))
     try:
         project_id = find_project(api, name).id
-        entry: protocol.ManifestEntry | None = None
+        entry: wire.ManifestEntry | None = None
         with api.manifest(project_id, version) as (v, entries):
             for e in entries:
                 if e.path == rel:
@@ -152,7 +152,7 @@ def get_file(
 
 
 def _download_to(
-    api: Api, project_id: int, entry: protocol.ManifestEntry, dest: Path, progress: Progress | None
+    api: Api, project_id: int, entry: wire.ManifestEntry, dest: Path, progress: Progress | None
 ) -> None:
     transfer = Transfer(api, jobs=1, progress=progress or NoProgress())
     try:
@@ -167,7 +167,7 @@ def _download_to(
 def _to_stream(
     api: Api,
     project_id: int,
-    entry: protocol.ManifestEntry,
+    entry: wire.ManifestEntry,
     out: BinaryIO,
     progress: Progress | None,
 ) -> None:

@@ -25,8 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from robosync import protocol
-from robosync.client import confined
+from robosync.client import confined, wire
 from robosync.client.api import Api
 from robosync.client.bandwidth import process_limiter
 from robosync.client.cmdpaths import check_selectors, matches
@@ -219,13 +218,13 @@ def write_atomically(dest: Path, source: bytes | bytearray | memoryview | IO[byt
     confined.write_file(dest.parent, dest.name, confined.filler(source))
 
 
-def _ops(changes: Mapping[str, Change]) -> Iterator[protocol.PutOp | protocol.DeleteOp]:
+def _ops(changes: Mapping[str, Change]) -> Iterator[wire.PutOp | wire.DeleteOp]:
     for path in sorted(changes):
         c = changes[path]
         if c is None:
-            yield protocol.DeleteOp(path=path)
+            yield wire.DeleteOp(path=path)
         else:
-            yield protocol.PutOp(path=path, digest=c.digest, size=c.size)
+            yield wire.PutOp(path=path, digest=c.digest, size=c.size)
 
 
 # --- the project --------------------------------------------------------------
@@ -294,7 +293,7 @@ class Project:
 
     @classmethod
     def _create_folder(
-        cls, root: Path, server: str, info: protocol.ProjectInfo, robot: str, api: Api
+        cls, root: Path, server: str, info: wire.ProjectInfo, robot: str, api: Api
     ) -> Project:
         (root / DIRNAME).mkdir(parents=True, exist_ok=True)
         config = ProjectConfig(server, info.id, info.name, robot)
@@ -393,15 +392,15 @@ class Project:
             return None, e.message
         return info.head_version, None
 
-    def log(self) -> list[protocol.VersionInfo]:
+    def log(self) -> list[wire.VersionInfo]:
         """The project's history, newest first."""
         return self.api.versions(self.config.project_id).versions
 
-    def info(self) -> protocol.ProjectInfo:
+    def info(self) -> wire.ProjectInfo:
         """The server's view of the project."""
         return self._follow_server()
 
-    def _follow_server(self, *, quick: bool = False) -> protocol.ProjectInfo:
+    def _follow_server(self, *, quick: bool = False) -> wire.ProjectInfo:
         """The server's view of the project; a rename there is adopted here (the id stays).
 
         ``quick``: one attempt of at most ``REMOTE_STATUS_TIMEOUT`` (for ``status``).
@@ -692,9 +691,7 @@ class Project:
         changes: dict[str, Change] = {}
         with self.api.changes(self.config.project_id, self.index.base_version) as (head, ops):
             for op in ops:
-                changes[op.path] = (
-                    Entry(op.digest, op.size) if isinstance(op, protocol.PutOp) else None
-                )
+                changes[op.path] = Entry(op.digest, op.size) if isinstance(op, wire.PutOp) else None
         return head, changes
 
     def _merge_remote(self, policy: Policy, *, always: bool = False) -> list[MergeNote]:

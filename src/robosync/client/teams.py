@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from robosync import protocol
+from robosync.client import wire
 from robosync.client.api import Api
 from robosync.errors import InvalidInput, NotFound
 
@@ -15,7 +15,7 @@ def split_spec(spec: str) -> tuple[str | None, str]:
     return owner or None, name
 
 
-def find_project(api: Api, spec: str, *, trash: bool = False) -> protocol.ProjectInfo:
+def find_project(api: Api, spec: str, *, trash: bool = False) -> wire.ProjectInfo:
     """The project ``spec`` names (``NAME`` or ``OWNER/NAME``).
 
     A bare name means the user's own project of that name if there is one,

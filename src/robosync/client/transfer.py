@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from robosync import protocol
-from robosync.client import confined, directio
+from robosync.client import confined, directio, wire
 from robosync.client.api import Api, error_of
 from robosync.client.deferred import OnFirstUse, httpx
 from robosync.client.leftout import (
@@ -307,7 +306,7 @@ class Transfer:
     ) -> None:
         by_digest = {s.digest: s for s in batch}
         plans = self.api.plan_uploads(
-            [protocol.UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
+            [wire.UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
         )
         etags: dict[str, dict[int, str]] = defaultdict(dict)
         remaining: dict[str, int] = {}
@@ -317,10 +316,10 @@ class Transfer:
         # Each task's future lands here when done: one wait() over a thousand pending
         # futures walked all of them at every wake-up.
         finished: queue.SimpleQueue[Future[list[PutOutcome]]] = queue.SimpleQueue()
-        ready: list[protocol.CompleteItem] = []
-        singles: list[tuple[UploadSource, protocol.PresignedPart]] = []
+        ready: list[wire.CompleteItem] = []
+        singles: list[tuple[UploadSource, wire.PresignedPart]] = []
 
-        def submit(run: list[tuple[UploadSource, protocol.PresignedPart]]) -> None:
+        def submit(run: list[tuple[UploadSource, wire.PresignedPart]]) -> None:
             fut = pool.submit(self._put_run, run)
             futures[fut] = [src.digest for src, _ in run]
             fut.add_done_callback(finished.put)
@@ -394,7 +393,7 @@ class Transfer:
         etags: dict[str, dict[int, str]],
         remaining: dict[str, int],
         upload_ids: dict[str, str | None],
-        ready: list[protocol.CompleteItem],
+        ready: list[wire.CompleteItem],
     ) -> None:
         """Account for one part the store took; a blob whose last part it was is ready."""
         etags[digest][number] = etag
@@ -406,7 +405,7 @@ class Transfer:
             self.stats.add(uploaded_blobs=1)
             self.progress.advance(files=1)
 
-    def _put_run(self, run: list[tuple[UploadSource, protocol.PresignedPart]]) -> list[PutOutcome]:
+    def _put_run(self, run: list[tuple[UploadSource, wire.PresignedPart]]) -> list[PutOutcome]:
         """PUT parts one after another in one task: ``(digest, number, size, ETag)`` of
         each, or the :class:`FileTrouble` of its file instead of the ETag (one file's
         trouble is its own; any other failure ends the task, and the push)."""
@@ -432,15 +431,13 @@ class Transfer:
     @staticmethod
     def _complete_item(
         digest: str, upload_id: str | None, etags: dict[str, dict[int, str]]
-    ) -> protocol.CompleteItem:
+    ) -> wire.CompleteItem:
         if upload_id is None:  # a single PUT: the store's checksum is the whole proof
-            return protocol.CompleteItem(digest=digest)
-        parts = [protocol.CompletedPart(number=n, etag=e) for n, e in sorted(etags[digest].items())]
-        return protocol.CompleteItem(digest=digest, upload_id=upload_id, parts=parts)
+            return wire.CompleteItem(digest=digest)
+        parts = [wire.CompletedPart(number=n, etag=e) for n, e in sorted(etags[digest].items())]
+        return wire.CompleteItem(digest=digest, upload_id=upload_id, parts=parts)
 
-    def _complete(
-        self, items: list[protocol.CompleteItem], sources: dict[str, UploadSource]
-    ) -> None:
+    def _complete(self, items: list[wire.CompleteItem], sources: dict[str, UploadSource]) -> None:
         answer = self.api.complete_uploads(items)
         failed = [r for r in answer.items if r.status != "present"]
         lost = self._lost_races
@@ -455,7 +452,7 @@ class Transfer:
                 {"failed": [r.digest for r in failed]},
             )
 
-    def _put_part(self, src: UploadSource, part: protocol.PresignedPart) -> str:
+    def _put_part(self, src: UploadSource, part: wire.PresignedPart) -> str:
         what = f"upload of {src.file} part {part.number}"
 
         def body() -> Iterator[bytes]:

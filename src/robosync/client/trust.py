@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from robosync import protocol
+from robosync.client import wire
 from robosync.client.scan import is_temp_name
 from robosync.errors import RobosyncError
 from robosync.paths import path_problem
@@ -64,7 +64,7 @@ def checked_path(path: str, source: str) -> str:
     return path
 
 
-def checked_entries(entries: Iterable[protocol.ManifestEntry]) -> Iterator[protocol.ManifestEntry]:
+def checked_entries(entries: Iterable[wire.ManifestEntry]) -> Iterator[wire.ManifestEntry]:
     """Manifest entries, each path and size checked."""
     for e in entries:
         checked_path(e.path, "a manifest")
@@ -74,8 +74,8 @@ def checked_entries(entries: Iterable[protocol.ManifestEntry]) -> Iterator[proto
 
 
 def checked_changes(
-    ops: Iterable[protocol.PutOp | protocol.DeleteOp],
-) -> Iterator[protocol.PutOp | protocol.DeleteOp]:
+    ops: Iterable[wire.PutOp | wire.DeleteOp],
+) -> Iterator[wire.PutOp | wire.DeleteOp]:
     """Changes lines (puts and deletes alike), each path checked."""
     for op in ops:
         checked_path(op.path, f"a {op.op} in the changes")
@@ -83,28 +83,32 @@ def checked_changes(
 
 
 def parsed_lines(lines: Iterable[T], what: str) -> Iterator[T]:
-    """Re-raise a line the protocol models refuse as one :class:`UntrustedAnswer`."""
-    from pydantic import ValidationError  # loaded with the protocol models anyway
-
+    """Re-raise a line that does not fit its message as one :class:`UntrustedAnswer`."""
     it = iter(lines)
     while True:
         try:
             item = next(it)
         except StopIteration:
             return
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(x) for x in first.get("loc", ())) or "line"
-            raise _refuse(f"a malformed {what} line", f"{where}: {first.get('msg')}", {}) from e
+        except wire.WireError as e:
+            raise _refuse(f"a malformed {what} line", str(e), {}) from e
         yield item
 
 
+def checked_answer(cls: type[T], data: bytes) -> T:
+    """The JSON answer ``data`` as message ``cls``, else :class:`UntrustedAnswer` saying why."""
+    try:
+        return wire.decode(cls, data)
+    except wire.WireError as e:
+        raise _refuse(f"a malformed {cls.__name__} answer", str(e), {}) from e
+
+
 def checked_links(
-    asked: Iterable[str], links: Iterable[protocol.DownloadLink]
-) -> list[protocol.DownloadLink]:
+    asked: Iterable[str], links: Iterable[wire.DownloadLink]
+) -> list[wire.DownloadLink]:
     """Download links: one per digest asked for, none other, each with an http(s) URL."""
     wanted = set(asked)
-    out: list[protocol.DownloadLink] = []
+    out: list[wire.DownloadLink] = []
     for link in links:
         if link.digest not in wanted:
             raise _refuse(
