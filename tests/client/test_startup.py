@@ -2,10 +2,11 @@
 client command loads pydantic or the server's models.
 
 Import time is most of a no-op ``robosync push`` (``bench/startup.py`` measures it);
-here the property behind it is checked: ``httpx`` is loaded on first use only
-(``robosync.client.deferred``), the store connections (``robosync.client.storeget``, with
-``http.client`` and ``ssl``) with the first body sent or fetched, and a push with nothing
-to send uses none of them. The client reads and writes the API's messages without
+here the property behind it is checked: the connections (``http.client`` and ``ssl``,
+through ``robosync.client.apihttp`` and ``robosync.client.storeget``) are made with the
+first request, ``httpx`` is loaded on first use only (``robosync.client.deferred``: behind
+a proxy, or to report a failed connection), and a push with nothing to send uses none of
+them. The client reads and writes the API's messages without
 pydantic (``robosync.client.wire``). Timing is not asserted.
 """
 
@@ -73,7 +74,7 @@ def test_a_push_with_files_to_send_loads_them_on_first_use(tmp_path: Path):
     result, _ = probe(root, "push")
     # It fails (no server), having loaded what it needed to try: the deferral is not a stub.
     assert result["code"] == 1
-    assert "httpx._client" in result["loaded"], result
+    assert "http.client" in result["loaded"], result
     # The answers it would have read are plain dataclasses: no pydantic, no server models.
     assert "pydantic" not in result["loaded"] and "pydantic_core" not in result["loaded"]
     assert result["protocol"] is False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +25,8 @@ from robosync.errors import RobosyncError, error_from_body
 
 if TYPE_CHECKING:
     import ssl
+
+    from robosync.client.apihttp import Answer, ApiHttp
 
 _BODY_CHUNK = 64 * 1024
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -47,8 +49,9 @@ def tls_trust_for(server: str) -> ssl.SSLContext | bool:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-def error_of(resp: httpx.Response) -> RobosyncError:
+def error_of(resp: Answer | httpx.Response) -> RobosyncError:
     """The error an HTTP answer stands for, with ``http_status`` and ``retry_after`` details."""
+    host = getattr(resp, "host", None) or resp.request.url.host  # type: ignore[union-attr]
     try:
         body: Any = resp.json()
     except (ValueError, UnicodeDecodeError):
@@ -56,7 +59,7 @@ def error_of(resp: httpx.Response) -> RobosyncError:
     err = error_from_body(resp.status_code, body)
     if body is None:
         text = resp.text[:200].strip() if resp.content else ""
-        err = RobosyncError(f"{resp.request.url.host} answered HTTP {resp.status_code} {text}")
+        err = RobosyncError(f"{host} answered HTTP {resp.status_code} {text}")
     err.details["http_status"] = resp.status_code
     ra = resp.headers.get("Retry-After")
     if ra is not None and "retry_after" not in err.details:
@@ -91,25 +94,34 @@ class Api:
         self._http = OnFirstUse(self._new_http)
 
     @property
-    def http(self) -> httpx.Client:
-        """The connection pool, made on first use: a command that needs no server (a no-op
-        push) never pays for it."""
+    def http(self) -> ApiHttp:
+        """How requests travel (:mod:`robosync.client.apihttp`), made on first use: a command
+        that needs no server (a no-op push) never pays for it."""
         return self._http.get()
 
-    def _new_http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server + apiwire.API_PREFIX,
-            headers={
-                "Authorization": f"Bearer {self._token}",
-                "User-Agent": f"robosync/{__version__}",
-            },
+    def _new_http(self) -> ApiHttp:
+        # Imported here: http.client and ssl are not needed by a command without requests.
+        from robosync.client.apihttp import HttpxHttp, StdlibHttp
+        from robosync.client.storeget import direct_route
+
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "User-Agent": f"robosync/{__version__}",
+        }
+        base = self.server + apiwire.API_PREFIX
+        if self._transport is None and direct_route(base):
+            return StdlibHttp(base, headers, timeout=self._timeout, connect_timeout=10.0)
+        client = httpx.Client(
+            base_url=base,
+            headers=headers,
             timeout=httpx.Timeout(self._timeout, connect=10.0),
             transport=self._transport,
             verify=tls_trust_for(self.server),
         )
+        return HttpxHttp(client)
 
     def close(self) -> None:
-        """Close the connection pool (if one was made)."""
+        """Close the connections (if any were made)."""
         if (http := self._http.made) is not None:
             http.close()
 
@@ -124,30 +136,22 @@ class Api:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         content: Callable[[], Iterable[bytes]] | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         if body is not None:
-            req = self.http.build_request(
-                method,
-                url,
-                params=params,
-                headers={"Content-Type": "application/json", **(headers or {})},
-                content=wire.dumps(body),
-            )
-        else:
-            req = self.http.build_request(
-                method,
-                url,
-                params=params,
-                headers=headers,
-                content=content() if content is not None else None,
-            )
-        resp = self.http.send(req)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        resp = self.http.send(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            body=wire.dumps(body) if body is not None else content,
+        )
         self.reached = True
         if resp.status_code >= 400:
             raise error_of(resp)
         return resp
 
-    def _call(self, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
+    def _call(self, method: str, url: str, what: str, **kw: Any) -> Answer:
         return self.retrying.call(
             lambda: self._send_once(method, url, **kw), what, first_contact=not self.reached
         )
@@ -156,21 +160,17 @@ class Api:
     def _stream(
         self, url: str, params: dict[str, Any], what: str
     ) -> Iterator[tuple[int, Iterator[bytes]]]:
-        def open_() -> httpx.Response:
-            resp = self.http.send(self.http.build_request("GET", url, params=params), stream=True)
-            self.reached = True
-            if resp.status_code >= 400:
-                resp.read()
-                resp.close()
-                raise error_of(resp)
-            return resp
+        def open_() -> tuple[ExitStack, Answer, Iterator[bytes]]:
+            with ExitStack() as stack:
+                resp, lines = stack.enter_context(self.http.stream(url, params))
+                self.reached = True
+                if resp.status_code >= 400:
+                    raise error_of(resp)
+                return stack.pop_all(), resp, lines
 
-        resp = self.retrying.call(open_, what, first_contact=not self.reached)
-        try:
-            version = int(resp.headers.get(apiwire.VERSION_HEADER, "0"))
-            yield version, (line.encode() for line in resp.iter_lines() if line.strip())
-        finally:
-            resp.close()
+        stack, resp, lines = self.retrying.call(open_, what, first_contact=not self.reached)
+        with stack:
+            yield int(resp.headers.get(apiwire.VERSION_HEADER) or "0"), lines
 
     # --- projects ---------------------------------------------------------
 
@@ -243,7 +243,7 @@ class Api:
 
     def project_once(self, project_id: int, timeout: float) -> wire.ProjectInfo:
         """Info of one project in one attempt of at most ``timeout`` seconds (no retries)."""
-        resp = self.http.get(f"/projects/{project_id}", timeout=timeout)
+        resp = self.http.send("GET", f"/projects/{project_id}", timeout=timeout)
         self.reached = True
         if resp.status_code >= 400:
             raise error_of(resp)

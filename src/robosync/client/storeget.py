@@ -57,7 +57,7 @@ class StoreBody:
         try:
             n = self._resp.readinto(buffer)
         except (OSError, http.client.HTTPException) as e:
-            raise _transport_error(e, self.url, reading=True) from e
+            raise transport_error(e, self.url, reading=True) from e
         # http.client answers 0 when the peer closes early instead of raising;
         # a truncated body must be a transient transport error, not short data.
         if n == 0 and len(buffer) and self._resp.length:
@@ -72,7 +72,7 @@ class StoreBody:
         try:
             content = self._resp.read(1024 * 1024)
         except (OSError, http.client.HTTPException) as e:
-            raise _transport_error(e, self.url, reading=True) from e
+            raise transport_error(e, self.url, reading=True) from e
         return _as_httpx("GET", self.url, self.status, self.headers, content)
 
 
@@ -155,7 +155,7 @@ class StoreGetter:
         except (OSError, http.client.HTTPException) as e:
             if conn is not None:
                 conn.close()
-            raise _transport_error(e, url, reading=True, method="PUT") from e
+            raise transport_error(e, url, reading=True, method="PUT") from e
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -187,7 +187,7 @@ class StoreGetter:
             return conn, _request(conn, target)
         except (OSError, http.client.HTTPException) as e:
             conn.close()
-            raise _transport_error(e, url, reading=True) from e
+            raise transport_error(e, url, reading=True) from e
 
     def _acquire(self, origin: Origin) -> http.client.HTTPConnection | None:
         return self._conns.acquire(origin)
@@ -199,7 +199,7 @@ class StoreGetter:
         try:
             return self._conns.connect(origin)
         except (OSError, http.client.HTTPException) as e:
-            raise _transport_error(e, url, reading=False, method=method) from e
+            raise transport_error(e, url, reading=False, method=method) from e
 
 
 def _request(conn: http.client.HTTPConnection, target: str) -> http.client.HTTPResponse:
@@ -214,9 +214,11 @@ def _put(
     return conn.getresponse()
 
 
-def _transport_error(
+def transport_error(
     e: BaseException, url: str, *, reading: bool, method: str = "GET"
 ) -> httpx.TransportError:
+    """``e`` (a socket or ``http.client`` failure of ``method url``) as the httpx transport
+    error the retry layer knows: a timeout, a refused connection or a broken answer."""
     request = httpx.Request(method, url)
     message = str(e) or type(e).__name__
     if isinstance(e, socket.timeout | TimeoutError):

@@ -1,0 +1,81 @@
+"""The "+10 images" column of ``bench/peers.py`` alone, with more runs: a robot that
+captured ten new images syncs them, with robosync installs side by side against s5cmd.
+
+Each tool gets its own copy of a dataset (``--count`` images of ``--size`` bytes) and
+uploads it once; then, ``--runs`` times, ten new images are written into every copy, the
+page cache is flushed (``sync``) and each tool syncs, in an order that rotates run by
+run. This is where start-up and the first requests weigh most (a few API calls and ten
+uploads), so more runs than peers.py's three are needed to see past the noise.
+
+    python -m venv /tmp/robot && /tmp/robot/bin/pip install .
+    python bench/plus_ten.py --count 2000 --size 1000000 --runs 8 /tmp/robot/bin [OTHER_BIN ...]
+
+Each BIN_DIR is a robot install (client alone) of robosync, run against this checkout's
+server. Prints min / median / max seconds per tool and of each robosync's ratio to s5cmd
+(pairwise, run by run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import spread  # noqa: E402
+from bench.peers import Dataset, Robosync, S5cmd, Tool  # noqa: E402
+from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
+
+
+def main() -> None:
+    """Upload once per tool, then time ``--runs`` syncs of ten new images each."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("bins", nargs="+", type=Path, metavar="BIN_DIR", help="robot installs")
+    ap.add_argument("--count", type=int, default=2000, help="images already in the project")
+    ap.add_argument("--size", type=int, default=1_000_000, help="bytes per image")
+    ap.add_argument("--runs", type=int, default=8)
+    ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="plus-ten-", dir=a.dir))
+    ds = Dataset("plus ten", a.count, a.size, 0)
+    (work / "weed").mkdir()
+    try:
+        with SeaweedFS(work / "weed") as s3:
+            tools: list[Tool] = []
+            for bin_dir in a.bins:
+                tool = Robosync(s3, work, bin_dir, robot=True)
+                tool.name = f"robosync {bin_dir}"
+                tools.append(tool)
+            tools.append(S5cmd(s3))
+            folders = {t.name: work / f"src-{i}" for i, t in enumerate(tools)}
+            ds.write(folders[tools[0].name])
+            for i, t in enumerate(tools):
+                if i:
+                    shutil.copytree(folders[tools[0].name], folders[t.name])
+                t.prepare(f"t{i}")
+                t.upload(folders[t.name])
+            times: dict[str, list[float]] = {t.name: [] for t in tools}
+            for run in range(a.runs):
+                for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
+                    ds.add_ten(folders[t.name], f"run{run}")
+                    subprocess.run(["sync"], check=True)
+                    times[t.name].append(t.resync(folders[t.name]))
+                print(f"run {run}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in times.items()))
+            for t in tools:
+                t.finish()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    peer = times["s5cmd"]
+    print(f"\n+10 images onto {a.count} x {a.size} B, {a.runs} runs, min / median / max seconds")
+    for name, xs in times.items():
+        ratios = [x / p for x, p in zip(xs, peer, strict=True)]
+        versus = "" if name == "s5cmd" else f"   / s5cmd {spread(ratios)}"
+        print(f"{name:40s} {spread(xs, 3)}{versus}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""API requests on kept-alive stdlib connections: reused, replaced when the server closed
+them, NDJSON read line by line across pieces, and httpx behind an environment proxy."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from robosync.client.api import Api
+from robosync.client.apihttp import HttpxHttp, StdlibHttp, query
+from robosync.client.retry import Retrying, is_unreachable
+
+HEADERS = {"Authorization": "Bearer rs_test"}
+
+
+def base_of(url: str) -> str:
+    """``http://host:port/v1`` of a tiny server's URL."""
+    return url.split("/blob")[0] + "/v1"
+
+
+@pytest.fixture
+def http_to(tiny_server) -> Iterator:
+    """Make a :class:`StdlibHttp` to a tiny server with a given handler; closed after."""
+    made: list[StdlibHttp] = []
+
+    def make(handler) -> StdlibHttp:
+        made.append(
+            StdlibHttp(base_of(tiny_server(handler)), HEADERS, timeout=5, connect_timeout=5)
+        )
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def answer(conn: socket.socket, body: bytes, extra: bytes = b"") -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra) + body)
+
+
+def test_requests_reuse_one_kept_alive_connection(http_to):
+    http = http_to(lambda conn, count: answer(conn, b'{"n": %d}' % count))
+    # The count is per connection: 1, 2, 3 means all three went over the first one.
+    assert [http.send("GET", "/projects").json()["n"] for _ in range(3)] == [1, 2, 3]
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(http_to):
+    def once(conn: socket.socket, count: int) -> None:
+        answer(conn, b'{"n": %d}' % count)
+        raise ConnectionAbortedError  # closed after each answer, without saying so
+
+    http = http_to(once)
+    assert [http.send("GET", "/projects").json()["n"] for _ in range(2)] == [1, 1]
+
+
+def test_ndjson_lines_are_read_whole_across_pieces_and_blank_lines_skipped(http_to):
+    def chunked(conn: socket.socket, count: int) -> None:
+        pieces = [b'{"a": 1}\n{"b"', b": 2}\n\n", b'{"c": %d}' % count]  # no final newline
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Robosync-Version: 7\r\n\r\n" + body
+        )
+
+    http = http_to(chunked)
+    for count in (1, 2):  # the second stream on the same connection: it was kept
+        with http.stream("/projects/1/manifest", {"version": 3}) as (resp, lines):
+            assert resp.headers.get("x-robosync-version") == "7"
+            assert list(lines) == [b'{"a": 1}', b'{"b": 2}', b'{"c": %d}' % count]
+
+
+def test_query_drops_unset_parameters_and_writes_booleans_as_the_server_reads_them():
+    assert query(None) == "" and query({}) == ""
+    assert query({"name": "a b", "trash": True}) == "?name=a+b&trash=true"
+
+
+def test_an_environment_proxy_carries_the_api_requests_through_httpx(
+    tiny_server, monkeypatch: pytest.MonkeyPatch
+):
+    proxy = tiny_server(lambda conn, _: answer(conn, b'{"projects": [], "user": "via-proxy"}'))
+    for var in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.split("/blob")[0])
+    # A host that does not resolve: only the proxy can answer for it.
+    api = Api("http://robots.invalid:8000", "rs_test")
+    try:
+        assert isinstance(api.http, HttpxHttp)
+        assert api.project_list().user == "via-proxy"
+    finally:
+        api.close()
+
+
+def test_a_server_that_is_not_there_is_reported_unreachable(tiny_server):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there any more
+    http = StdlibHttp(f"http://127.0.0.1:{port}/v1", HEADERS, timeout=5, connect_timeout=5)
+    with pytest.raises(httpx.ConnectError) as caught:
+        http.send("GET", "/projects")
+    assert is_unreachable(caught.value)
+    api = Api(f"http://127.0.0.1:{port}", "rs_test", retrying=Retrying(unreachable_attempts=1))
+    with pytest.raises(Exception, match=f"127.0.0.1:{port} unreachable"):
+        api.project_list()
