@@ -53,9 +53,9 @@ def main() -> None:
             tools.append(S5cmd(s3))
             folders = {t.name: work / f"src-{i}" for i, t in enumerate(tools)}
             ds.write(folders[tools[0].name])
+            for t in tools[1:]:
+                shutil.copytree(folders[tools[0].name], folders[t.name])
             for i, t in enumerate(tools):
-                if i:
-                    shutil.copytree(folders[tools[0].name], folders[t.name])
                 t.prepare(f"t{i}")
                 t.upload(folders[t.name])
             times: dict[str, list[float]] = {t.name: [] for t in tools}
