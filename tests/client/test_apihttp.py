@@ -3,7 +3,10 @@ them, NDJSON read line by line across pieces, and httpx behind an environment pr
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -103,3 +106,23 @@ def test_a_server_that_is_not_there_is_reported_unreachable(tiny_server):
     api = Api(f"http://127.0.0.1:{port}", "rs_test", retrying=Retrying(unreachable_attempts=1))
     with pytest.raises(Exception, match=f"127.0.0.1:{port} unreachable"):
         api.project_list()
+
+
+def test_requests_to_a_plain_http_server_never_load_httpx(tiny_server):
+    # httpx costs ~40-75 ms to load; over http:// without a proxy nothing needs it.
+    url = tiny_server(lambda conn, count: answer(conn, b'{"n": %d}' % count))
+    code = (
+        "import sys\n"
+        "from robosync.client.apihttp import StdlibHttp\n"
+        "from robosync.client.storeget import StoreGetter\n"
+        f"http = StdlibHttp({base_of(url)!r}, {{}}, timeout=5, connect_timeout=5)\n"
+        "assert http.send('GET', '/projects').json() == {'n': 1}\n"
+        "http.close()  # the tiny server serves one connection at a time\n"
+        f"with StoreGetter().get({url!r}) as body:\n"
+        "    assert body.status == 200\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('httpx.', 'httpcore'))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

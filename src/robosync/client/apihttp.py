@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from robosync.client.deferred import httpx
-from robosync.client.storeget import transport_error
+from robosync.client.storeget import transport_error, trust_store
 from robosync.httpwire import ThreadConnections, split_url
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
@@ -105,7 +105,7 @@ class StdlibHttp:
         self._base = base.rstrip("/")
         self._headers = dict(headers)
         self._conns = ThreadConnections(
-            connect_timeout=connect_timeout, read_timeout=timeout, tls=httpx.create_ssl_context
+            connect_timeout=connect_timeout, read_timeout=timeout, tls=trust_store
         )
         self._timeout = timeout
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import ssl
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
@@ -103,13 +104,20 @@ def _as_httpx(
     )
 
 
+def trust_store() -> ssl.SSLContext:
+    """The TLS context ``https`` connections verify with (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    where set, else certifi's), as httpx makes it. A function, so that httpx is loaded
+    only when a TLS connection is made: naming ``httpx.create_ssl_context`` loads it."""
+    return httpx.create_ssl_context()
+
+
 class StoreGetter:
     """Keep-alive connections to object stores, kept per calling thread
     (:class:`~robosync.httpwire.ThreadConnections`)."""
 
     def __init__(self, *, timeout: float = 120.0, connect_timeout: float = 10.0) -> None:
         self._conns = ThreadConnections(
-            connect_timeout=connect_timeout, read_timeout=timeout, tls=httpx.create_ssl_context
+            connect_timeout=connect_timeout, read_timeout=timeout, tls=trust_store
         )
 
     @contextlib.contextmanager
