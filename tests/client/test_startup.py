@@ -34,7 +34,8 @@ except SystemExit as e:
 heavy = ("httpx._client", "pydantic", "pydantic_core", "h11", "httpcore",
          "robosync.client.storeget", "http.client", "ssl")
 print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules],
-                  "protocol": "robosync.protocol" in sys.modules}))
+                  "protocol": "robosync.protocol" in sys.modules,
+                  "wire": type(sys.modules["robosync.client.wire"]).__name__}))
 """
 
 
@@ -64,6 +65,7 @@ def test_a_push_with_nothing_to_send_loads_no_http_stack_and_no_models(tmp_path:
     assert result["code"] == 0 and "nothing to push" in printed
     assert result["loaded"] == [], result
     assert result["protocol"] is False
+    assert result["wire"] == "_LazyModule"  # the API's messages: not needed without a request
 
 
 def test_a_push_with_files_to_send_loads_them_on_first_use(tmp_path: Path):
@@ -78,6 +80,7 @@ def test_a_push_with_files_to_send_loads_them_on_first_use(tmp_path: Path):
     # The answers it would have read are plain dataclasses: no pydantic, no server models.
     assert "pydantic" not in result["loaded"] and "pydantic_core" not in result["loaded"]
     assert result["protocol"] is False
+    assert result["wire"] == "module"
 
 
 def test_an_object_made_on_first_use_is_made_once_however_many_threads_ask():

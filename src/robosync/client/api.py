@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from robosync import __version__, apiwire
-from robosync.client import wire
 from robosync.client.bandwidth import BandwidthLimiter
-from robosync.client.deferred import OnFirstUse, httpx
+from robosync.client.deferred import OnFirstUse, httpx, wire
 from robosync.client.retry import Retrying
 from robosync.client.settings import check_server_url
 from robosync.client.trust import checked_answer, checked_changes, checked_entries, parsed_lines

@@ -17,11 +17,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from robosync.client import wire
 from robosync.client.api import Api
 from robosync.client.cli_teams import add_team_commands
 from robosync.client.cmdpaths import to_project_path, to_project_paths
-from robosync.client.deferred import httpx
+from robosync.client.deferred import httpx, wire
 from robosync.client.history import get_file
 from robosync.client.merge import POLICIES, MergeNote
 from robosync.client.project import Project, PullResult, PushResult, clone

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from robosync.client import wire
 from robosync.client.api import Api
+from robosync.client.deferred import wire
 from robosync.client.index import ProjectConfig
 from robosync.client.project import find_root
 from robosync.client.settings import ClientSettings

@@ -1,15 +1,17 @@
 """Modules loaded, and objects made, on first use, so a command that needs no server
 starts fast.
 
-``httpx`` (with its TLS and HTTP/2 machinery) is a large part of the client's import
-time. This module puts a placeholder for it into ``sys.modules`` (the standard library's
-:class:`importlib.util.LazyLoader`); the real module is executed the first time one of
-its attributes is read.
+``httpx`` (with its TLS and HTTP/2 machinery; only needed behind a proxy, for https, or
+to report a failed connection) and ``robosync.client.wire`` (the API's messages: ~10-20 ms
+of dataclass building, only needed once the server is asked something) would be a large
+part of the client's import time. This module puts a placeholder for each into
+``sys.modules`` (the standard library's :class:`importlib.util.LazyLoader`); the real
+module is executed the first time one of its attributes is read.
 
 Reading any attribute loads it, and so does an ``import`` statement naming it (the
 import system reads ``__spec__``). Client modules therefore write
-``from robosync.client.deferred import httpx``, then ``httpx.X`` where they use it. A
-module that was already imported is left as it is.
+``from robosync.client.deferred import httpx`` (or ``wire``), then ``httpx.X`` where they
+use it. A module that was already imported is left as it is.
 
 :class:`OnFirstUse` holds an object that is costly to make (an HTTP connection pool loads
 the TLS trust store) and made the first time it is asked for, once even when many
@@ -71,7 +73,10 @@ class OnFirstUse(Generic[T]):
 
 if TYPE_CHECKING:
     import httpx
+
+    from robosync.client import wire
 else:
     httpx = defer("httpx")
+    wire = defer("robosync.client.wire")
 
-__all__ = ["OnFirstUse", "defer", "httpx"]
+__all__ = ["OnFirstUse", "defer", "httpx", "wire"]

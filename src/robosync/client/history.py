@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from robosync.client import wire
 from robosync.client.api import Api
 from robosync.client.cmdpaths import check_selectors, matches
+from robosync.client.deferred import wire
 from robosync.client.merge import Entry
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.settings import ClientSettings

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from robosync.client import confined, wire
+from robosync.client import confined
 from robosync.client.api import Api
 from robosync.client.bandwidth import process_limiter
 from robosync.client.cmdpaths import check_selectors, matches
-from robosync.client.deferred import httpx
+from robosync.client.deferred import httpx, wire
 from robosync.client.history import Diff, Listing, diff_manifests, list_version, manifest_of
 from robosync.client.index import (
     DIRNAME,

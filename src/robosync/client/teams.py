@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from robosync.client import wire
 from robosync.client.api import Api
+from robosync.client.deferred import wire
 from robosync.errors import InvalidInput, NotFound
 
 

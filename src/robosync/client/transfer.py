@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from robosync.client import confined, directio, wire
+from robosync.client import confined, directio
 from robosync.client.api import Api, error_of
-from robosync.client.deferred import OnFirstUse, httpx
+from robosync.client.deferred import OnFirstUse, httpx, wire
 from robosync.client.leftout import (
     FileTrouble,
     Stamp,

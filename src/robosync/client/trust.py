@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from robosync.client import wire
+from robosync.client.deferred import wire
 from robosync.client.scan import is_temp_name
 from robosync.errors import RobosyncError
 from robosync.paths import path_problem
