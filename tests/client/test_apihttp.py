@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from robosync.client.api import Api
 from robosync.client.apihttp import HttpxHttp, StdlibHttp, query
-from robosync.client.retry import Retrying, is_unreachable
+from robosync.client.retry import Retrying, is_transient, is_unreachable
 
 HEADERS = {"Authorization": "Bearer rs_test"}
 
@@ -126,3 +127,27 @@ def test_requests_to_a_plain_http_server_never_load_httpx(tiny_server):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_kept_connection_that_stops_answering_times_out_and_is_not_sent_again(tiny_server):
+    seen: list[int] = []
+    stalled = threading.Event()
+
+    def first_then_silent(conn: socket.socket, count: int) -> None:
+        seen.append(count)
+        if count == 1:
+            answer(conn, b"{}")
+        else:
+            stalled.wait(10)  # the second request gets no answer
+
+    url = tiny_server(first_then_silent)
+    http = StdlibHttp(base_of(url), HEADERS, timeout=0.5, connect_timeout=5)
+    try:
+        assert http.send("GET", "/projects").json() == {}
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            http.send("POST", "/projects", body=b"{}")
+        assert is_transient(caught.value)  # the retry layer decides, with its backoff
+        assert seen == [1, 2]  # not sent a second time on a new connection
+    finally:
+        stalled.set()
+        http.close()

@@ -32,13 +32,15 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
 def tls_trust_for(server: str) -> ssl.SSLContext | bool:
-    """What the API client verifies TLS with: the trust store, or nothing to trust at all.
+    """What the API client's httpx path (behind a proxy, or a given transport) verifies TLS
+    with: the trust store, or nothing to trust at all.
 
     Making a client with the trust store took ~15 ms more (``status``: 0.165 -> 0.151 s,
-    bench/startup.py) of every command that talks to the server. A
-    plain ``http://`` server reached without a proxy never needs it, and gets a context
-    that trusts no certificate: a TLS connection made through it anyway fails, it is
-    never left unchecked.
+    bench/startup.py). A plain ``http://`` server reached without a proxy never needs it,
+    and gets a context that trusts no certificate: a TLS connection made through it anyway
+    fails, it is never left unchecked. (Without a proxy the API goes over
+    :class:`~robosync.client.apihttp.StdlibHttp`, which makes a TLS context only for
+    ``https``.)
     """
     proxied = any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARIABLES)
     if urlsplit(server).scheme == "https" or proxied:

@@ -176,6 +176,9 @@ class StdlibHttp:
                 # Closed by the server while idle: send again on a new connection (a
                 # commit carries an idempotency key, so even it is safe to send twice).
                 conn.close()
+            except (OSError, http.client.HTTPException) as e:  # a timeout, say: not stale
+                conn.close()
+                raise transport_error(e, url, reading=True, method=method) from e
             except BaseException:
                 conn.close()
                 raise
@@ -188,6 +191,9 @@ class StdlibHttp:
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             raise transport_error(e, url, reading=True, method=method) from e
+        except BaseException:
+            conn.close()
+            raise
 
     def _request(
         self,
