@@ -262,7 +262,7 @@ class Api:
         """``(version, entries)`` of a project version (head if ``None``), streamed and checked."""
         params = {"version": version} if version is not None else {}
         with self._stream(f"/projects/{project_id}/manifest", params, "get manifest") as (v, it):
-            entries = (wire.decode(wire.ManifestEntry, line) for line in it)
+            entries = (wire.decode_entry(line) for line in it)
             yield v, checked_entries(parsed_lines(entries, "manifest"))
 
     @contextmanager

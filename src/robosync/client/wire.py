@@ -313,6 +313,21 @@ def decode(cls: type[T], data: bytes | str) -> T:
     return _checker(cls)(obj, cls.__name__)
 
 
+def decode_entry(data: bytes | str) -> ManifestEntry:
+    """One manifest line. A manifest can hold millions: a line that fits is read without
+    the general checks (~2 µs instead of ~6); one that does not goes through
+    :func:`decode`, which says what is wrong."""
+    try:
+        obj = json.loads(data)
+    except ValueError as e:
+        raise WireError("line", f"not JSON ({e})") from None
+    if type(obj) is dict:
+        entry = _fast_put(obj, ManifestEntry)
+        if entry is not None:
+            return entry
+    return _checker(ManifestEntry)(obj, "ManifestEntry")
+
+
 def decode_change(data: bytes | str) -> PutOp | DeleteOp:
     """One changes line: a :class:`PutOp` or a :class:`DeleteOp`, by its ``op``."""
     try:
@@ -321,10 +336,28 @@ def decode_change(data: bytes | str) -> PutOp | DeleteOp:
         raise WireError("line", f"not JSON ({e})") from None
     op = obj.get("op") if isinstance(obj, dict) else None
     if op == "put":
-        return _checker(PutOp)(obj, "put")
+        return _fast_put(obj, PutOp) or _checker(PutOp)(obj, "put")
     if op == "delete":
         return _checker(DeleteOp)(obj, "delete")
     raise WireError("op", f"expected 'put' or 'delete', got {op!r}")
+
+
+_DIGEST = re.compile(DIGEST_PATTERN)
+P = TypeVar("P", ManifestEntry, PutOp)
+
+
+def _fast_put(obj: dict[str, Any], cls: type[P]) -> P | None:
+    """``cls(path, digest, size)`` if ``obj`` has exactly the right kinds, else ``None``."""
+    path, digest, size = obj.get("path"), obj.get("digest"), obj.get("size")
+    if (
+        type(path) is str
+        and type(digest) is str
+        and type(size) is int
+        and 0 <= size <= MAX_INT
+        and _DIGEST.fullmatch(digest)
+    ):
+        return cls(path, digest, size)
+    return None
 
 
 _CHECKERS: dict[Any, Check] = {}
