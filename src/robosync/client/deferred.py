@@ -4,47 +4,49 @@ starts fast.
 ``httpx`` (with its TLS and HTTP/2 machinery; only needed behind a proxy, for https, or
 to report a failed connection) and ``robosync.client.wire`` (the API's messages: ~10-20 ms
 of dataclass building, only needed once the server is asked something) would be a large
-part of the client's import time. This module puts a placeholder for each into
-``sys.modules`` (the standard library's :class:`importlib.util.LazyLoader`); the real
-module is executed the first time one of its attributes is read.
+part of the client's import time. :func:`defer` gives a stand-in for each (a
+:class:`Deferred`); the real module is imported the first time one of the stand-in's
+attributes is read, and its names are then copied onto the stand-in, so later reads cost
+what a module's do.
 
-Reading any attribute loads it, and so does an ``import`` statement naming it (the
-import system reads ``__spec__``). Client modules therefore write
-``from robosync.client.deferred import httpx`` (or ``wire``), then ``httpx.X`` where they
-use it. A module that was already imported is left as it is.
-
-:class:`OnFirstUse` holds an object that is costly to make (an HTTP connection pool loads
-the TLS trust store) and made the first time it is asked for, once even when many
-transfer threads ask at the same moment.
+Client modules write ``from robosync.client.deferred import httpx`` (or ``wire``), then
+``httpx.X`` where they use it. Unlike the standard library's ``LazyLoader`` (used here
+before), the first load is safe from many threads at once: the real import goes through
+the import system, under a lock, and a thread that reads a name meanwhile waits for it.
+With ``LazyLoader`` on Python 3.11, transfer threads that all failed at once and all
+reached for ``httpx.TransportError`` met a half-executed module ("module 'httpx' has no
+attribute 'TransportError'").
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 T = TypeVar("T")
+# Re-entrant: a module being loaded may itself read a deferred name.
+_LOADING = threading.RLock()
+
+
+class Deferred(ModuleType):
+    """A stand-in for module ``__name__`` that imports it when a name is first read."""
+
+    def __getattr__(self, attr: str) -> Any:
+        # Only called for names not (yet) on the stand-in.
+        with _LOADING:
+            module = importlib.import_module(self.__name__)
+            vars(self).update(vars(module))
+        return getattr(module, attr)
 
 
 def defer(name: str) -> ModuleType:
-    """``sys.modules[name]``, or a placeholder there that loads ``name`` when first used."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
-    return module
+    """Module ``name`` if it is imported already, else a stand-in that imports it when one
+    of its names is first read."""
+    return sys.modules.get(name) or Deferred(name)
 
 
 class OnFirstUse(Generic[T]):
