@@ -164,18 +164,18 @@ class ThreadConnections:
         else:
             self._idle().setdefault(origin, []).append(conn)
 
-    def connect(self, origin: Origin) -> http.client.HTTPConnection:
-        """A new connection to ``origin``; failures raise ``OSError`` or ``HTTPException``."""
+    def connect(self, origin: Origin, timeout: float | None = None) -> http.client.HTTPConnection:
+        """A new connection to ``origin`` within ``timeout`` seconds (else the connect
+        timeout); failures raise ``OSError`` or ``HTTPException``."""
         scheme, host, port = origin
         conn: http.client.HTTPConnection
+        within = self.connect_timeout if timeout is None else timeout
         if scheme == "https":
             if self._tls is None:
                 self._tls = self._new_tls()
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=self.connect_timeout, context=self._tls
-            )
+            conn = http.client.HTTPSConnection(host, port, timeout=within, context=self._tls)
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(host, port, timeout=within)
         conn.response_class = FastResponse
         with self._lock:
             self._every.add(conn)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -151,3 +152,23 @@ def test_a_kept_connection_that_stops_answering_times_out_and_is_not_sent_again(
     finally:
         stalled.set()
         http.close()
+
+
+def test_a_request_with_a_short_timeout_gets_no_longer_to_connect():
+    # `status` asks the server once, 2 s at most, and must answer promptly with no server:
+    # a listener whose queue is full takes no connection (the SYN goes unanswered).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port))
+    http = StdlibHttp(f"http://127.0.0.1:{port}/v1", HEADERS, timeout=30, connect_timeout=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(httpx.ConnectTimeout):
+            http.send("GET", "/projects/1", timeout=0.5)
+        assert time.monotonic() - started < 5
+    finally:
+        http.close()
+        queued.close()
+        listener.close()

@@ -108,6 +108,7 @@ class StdlibHttp:
             connect_timeout=connect_timeout, read_timeout=timeout, tls=trust_store
         )
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
 
     def send(
         self,
@@ -183,7 +184,9 @@ class StdlibHttp:
                 conn.close()
                 raise
         try:
-            conn = self._conns.connect(self._origin)
+            # A request with its own (short) timeout gets no longer to connect either.
+            within = None if timeout is None else min(timeout, self._connect_timeout)
+            conn = self._conns.connect(self._origin, within)
         except (OSError, http.client.HTTPException) as e:
             raise transport_error(e, url, reading=False, method=method) from e
         try:
