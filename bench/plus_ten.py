@@ -55,18 +55,20 @@ def main() -> None:
             ds.write(folders[tools[0].name])
             for t in tools[1:]:
                 shutil.copytree(folders[tools[0].name], folders[t.name])
-            for i, t in enumerate(tools):
-                t.prepare(f"t{i}")
-                t.upload(folders[t.name])
             times: dict[str, list[float]] = {t.name: [] for t in tools}
-            for run in range(a.runs):
-                for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
-                    ds.add_ten(folders[t.name], f"run{run}")
-                    subprocess.run(["sync"], check=True)
-                    times[t.name].append(t.resync(folders[t.name]))
-                print(f"run {run}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in times.items()))
-            for t in tools:
-                t.finish()
+            try:
+                for i, t in enumerate(tools):
+                    t.prepare(f"t{i}")
+                    t.upload(folders[t.name])
+                for run in range(a.runs):
+                    for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
+                        ds.add_ten(folders[t.name], f"run{run}")
+                        subprocess.run(["sync"], check=True)
+                        times[t.name].append(t.resync(folders[t.name]))
+                    print(f"run {run}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in times.items()))
+            finally:
+                for t in tools:  # stop every server started, even after a failure
+                    t.finish()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     peer = times["s5cmd"]
