@@ -19,9 +19,11 @@ D1, D2 = "a" * 64, "b" * 64
 MESSAGES = [
     c
     for c in vars(wire).values()
-    if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == wire.__name__
+    if isinstance(c, type)
+    and dataclasses.is_dataclass(c)
+    and c.__module__ == wire.__name__
+    and c is not wire.Pattern
 ]
-MESSAGES = [c for c in MESSAGES if c is not wire.Pattern]
 
 
 @pytest.mark.parametrize("cls", MESSAGES, ids=lambda c: c.__name__)

@@ -121,9 +121,9 @@ class StdlibHttp:
         timeout: float | None = None,
     ) -> Answer:
         """Send one request and read its whole answer (see :class:`ApiHttp`)."""
-        target = self._prefix + path + query(params)
-        url = self._base + path + query(params)
-        conn, resp = self._exchange(method, target, url, headers, body, timeout)
+        where = path + query(params)
+        url = self._base + where
+        conn, resp = self._exchange(method, self._prefix + where, url, headers, body, timeout)
         try:
             content = resp.read()
         except (OSError, http.client.HTTPException) as e:
@@ -137,8 +137,9 @@ class StdlibHttp:
         self, path: str, params: Mapping[str, Any] | None
     ) -> Iterator[tuple[Answer, Iterator[bytes]]]:
         """GET ``path`` and read its lines as they come (see :class:`ApiHttp`)."""
-        url = self._base + path + query(params)
-        conn, resp = self._exchange("GET", self._prefix + path + query(params), url, None, None)
+        where = path + query(params)
+        url = self._base + where
+        conn, resp = self._exchange("GET", self._prefix + where, url, None, None)
         if resp.status >= 400:
             try:
                 content = resp.read()
