@@ -116,6 +116,7 @@ class Tool:
     """One synchroniser: how it uploads, re-syncs and downloads a folder."""
 
     name = ""
+    env: dict[str, str]  # the environment its commands run in
 
     def prepare(self, run: str) -> None:
         """Fresh remote state for one run."""
@@ -192,6 +193,16 @@ class Robosync(Tool):
             self.server.stop()
             shutil.rmtree(self.server.data_dir, ignore_errors=True)
             self.server = None
+
+
+def robot_installs(s3: SeaweedFS, work: Path, bins: list[Path]) -> list[Tool]:
+    """A :class:`Robosync` per robot install (client alone) in ``bins``, named by its folder."""
+    tools: list[Tool] = []
+    for bin_dir in bins:
+        tool = Robosync(s3, work, bin_dir, robot=True)
+        tool.name = f"robosync {bin_dir}"
+        tools.append(tool)
+    return tools
 
 
 class Rclone(Tool):

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import spread  # noqa: E402
-from bench.peers import Dataset, Robosync, S5cmd, Tool  # noqa: E402
+from bench.peers import Dataset, S5cmd, robot_installs  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 
 
@@ -45,11 +45,7 @@ def main() -> None:
     (work / "weed").mkdir()
     try:
         with SeaweedFS(work / "weed") as s3:
-            tools: list[Tool] = []
-            for bin_dir in a.bins:
-                tool = Robosync(s3, work, bin_dir, robot=True)
-                tool.name = f"robosync {bin_dir}"
-                tools.append(tool)
+            tools = robot_installs(s3, work, a.bins)
             tools.append(S5cmd(s3))
             folders = {t.name: work / f"src-{i}" for i, t in enumerate(tools)}
             ds.write(folders[tools[0].name])

@@ -1,0 +1,101 @@
+"""The "download" column of ``bench/peers.py`` alone, with more runs: a robot fetches a
+whole project, with robosync installs side by side against rclone and s5cmd.
+
+Each tool uploads one copy of a dataset (``--count`` images of ``--size`` bytes) once;
+then, ``--runs`` times, every tool downloads it into a new folder, in an order that
+rotates run by run. Between downloads the file system is synced, so no tool starts while
+another's writes are still going out. The folders are kept until the end: ext4 without a
+journal (as on this VM) skips inodes freed in the last minute when it allocates one,
+checking each in turn, so files created right after thousands were deleted cost several
+times the CPU (``recently_deleted`` in ``perf``), and a bench that deleted each download
+before the next would time that, not the tools. Disk needed: ``runs x tools`` copies.
+
+    python -m venv /tmp/robot && /tmp/robot/bin/pip install .
+    python bench/download.py --count 10000 --size 32768 --runs 6 /tmp/robot/bin [OTHER_BIN ...]
+
+Each BIN_DIR is a robot install (client alone) of robosync, run against this checkout's
+server. Prints min / median / max seconds and client CPU seconds (user + system) per
+tool, and each robosync's ratio to the best peer (pairwise, run by run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import spread, timed_child  # noqa: E402
+from bench.peers import Dataset, Rclone, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
+from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
+
+
+def download_command(tool: Tool, dst: Path) -> list[str]:
+    """The command ``tool`` downloads its copy into ``dst`` with."""
+    if isinstance(tool, Robosync):
+        return [f"{tool.bin}robosync", "clone", tool.project, str(dst), "--jobs", "16"]
+    if isinstance(tool, S5cmd):
+        dst.mkdir()
+        return [*tool.base, "cp", tool.remote + "*", f"{dst}/"]
+    assert isinstance(tool, Rclone)
+    return ["rclone", "copy", tool.remote, str(dst)]
+
+
+def main() -> None:
+    """Upload once per tool, then time ``--runs`` downloads of each."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("bins", nargs="+", type=Path, metavar="BIN_DIR", help="robot installs")
+    ap.add_argument("--count", type=int, default=10_000, help="images in the project")
+    ap.add_argument("--size", type=int, default=32 * 1024, help="bytes per image")
+    ap.add_argument("--runs", type=int, default=6)
+    ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="download-", dir=a.dir))
+    ds = Dataset("download", a.count, a.size, 0)
+    (work / "weed").mkdir()
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    try:
+        with SeaweedFS(work / "weed") as s3:
+            tools = robot_installs(s3, work, a.bins)
+            tools += [Rclone(s3), S5cmd(s3)]
+            src = work / "src"
+            ds.write(src)
+            walls = {t.name: [] for t in tools}
+            cpus = {t.name: [] for t in tools}
+            try:
+                for i, t in enumerate(tools):
+                    t.prepare(f"t{i}")
+                    copy = work / f"src-{i}"
+                    shutil.copytree(src, copy)
+                    t.upload(copy)
+                for run in range(a.runs):
+                    for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
+                        dst = work / f"dst-{run}-{t.name.replace('/', '_')}"
+                        wall, cpu = timed_child(download_command(t, dst), work, t.env)
+                        walls[t.name].append(wall)
+                        cpus[t.name].append(cpu)
+                        if sum(1 for _ in dst.iterdir()) < a.count:
+                            raise RuntimeError(f"{t.name} left files out of {dst}")
+                        subprocess.run(["sync"], check=True)
+                    print(f"run {run}: " + ", ".join(f"{n} {v[-1]:.2f}" for n, v in walls.items()))
+            finally:
+                for t in tools:  # stop every server started, even after a failure
+                    t.finish()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\ndownload of {a.count} x {a.size} B, {a.runs} runs, min / median / max")
+    peers = ("rclone", "s5cmd")
+    best = [min(walls[p][i] for p in peers) for i in range(a.runs)]
+    for name, xs in walls.items():
+        ratios = [x / b for x, b in zip(xs, best, strict=True)]
+        versus = "" if name in peers else f"   / best peer {spread(ratios)}"
+        print(f"{name:40s} wall {spread(xs)}  cpu {spread(cpus[name])}{versus}")
+
+
+if __name__ == "__main__":
+    main()
