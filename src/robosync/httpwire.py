@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import select
 import socket
 import ssl
+import struct
 import threading
+import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 # (scheme, host, port) of a server: connections are kept per origin.
 Origin = tuple[str, str, int]
+# An idle connection put back longer ago than this is checked before it is reused.
+RECHECK_IDLE_AFTER = 1.0
 
 
 class AnswerHeaders:
@@ -92,6 +98,63 @@ class FastResponse(http.client.HTTPResponse):
             self.will_close = True
 
 
+class BlockingSocketReader(io.RawIOBase):
+    """Reads of a blocking socket whose receive timeout the kernel keeps (``SO_RCVTIMEO``).
+
+    A socket with a Python-level timeout polls before every send and receive: three
+    extra system calls, each a hand-over of the GIL, per small-file download. A
+    blocking one needs none; when the kernel's timeout passes, ``recv`` fails with
+    ``EAGAIN``, raised here as the ``TimeoutError`` a Python timeout would have been
+    (``socket.SocketIO`` would answer ``None``, "no data yet"). ``file`` is the
+    socket's own file, which keeps the socket open until this reader is closed.
+    """
+
+    def __init__(self, sock: socket.socket, file: io.RawIOBase) -> None:
+        super().__init__()
+        self._recv_into = sock.recv_into
+        self._file = file
+
+    def readable(self) -> bool:
+        """A reader: always."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Receive up to ``len(buffer)`` bytes (0 once the peer has closed)."""
+        try:
+            return self._recv_into(buffer)
+        except BlockingIOError as e:
+            raise TimeoutError("timed out") from e
+
+    def close(self) -> None:
+        """Close the reader and the socket file it holds."""
+        self._file.close()
+        super().close()
+
+
+class BlockingSocketResponse(FastResponse):
+    """A :class:`FastResponse` read through :class:`BlockingSocketReader` with a 64 KiB
+    buffer, so the head and a small body come in one ``recv``."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        debuglevel: int = 0,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp = io.BufferedReader(BlockingSocketReader(sock, self.fp.detach()), 64 * 1024)
+
+
+def set_kernel_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking, with send and receive timeouts the kernel keeps."""
+    sock.settimeout(None)
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
 def still_open(conn: http.client.HTTPConnection) -> bool:
     """Whether an idle kept-alive connection may carry the next request."""
     # An idle keep-alive socket that is readable has been closed by the peer
@@ -137,9 +200,13 @@ class ThreadConnections:
         connect_timeout: float,
         read_timeout: float,
         tls: Callable[[], ssl.SSLContext],
+        kernel_timeouts: bool = False,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        # Plain-http connections made blocking, their timeouts kept by the kernel
+        # (see BlockingSocketReader); TLS ones keep Python's timeouts.
+        self.kernel_timeouts = kernel_timeouts
         self._new_tls = tls
         self._tls: ssl.SSLContext | None = None
         self._local = threading.local()
@@ -151,8 +218,11 @@ class ThreadConnections:
         """One of this thread's idle connections to ``origin`` that is still open, if any."""
         conns = self._idle().get(origin, [])
         while conns:
-            conn = conns.pop()
-            if still_open(conn):
+            conn, released = conns.pop()
+            # One put back a moment ago is taken as it is (a poll per request is a system
+            # call, and the GIL handed over, per small file); should the peer have closed
+            # it even so, every caller sends the request again on a new one.
+            if time.monotonic() - released < RECHECK_IDLE_AFTER or still_open(conn):
                 return conn
             conn.close()
         return None
@@ -162,7 +232,7 @@ class ThreadConnections:
         if self._closed:
             conn.close()
         else:
-            self._idle().setdefault(origin, []).append(conn)
+            self._idle().setdefault(origin, []).append((conn, time.monotonic()))
 
     def connect(self, origin: Origin, timeout: float | None = None) -> http.client.HTTPConnection:
         """A new connection to ``origin`` within ``timeout`` seconds (else the connect
@@ -189,7 +259,11 @@ class ThreadConnections:
         # the body of a small PUT could wait for the ACK of the header (urllib3 and
         # the peers' clients turn it off too).
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sock.settimeout(self.read_timeout)
+        if self.kernel_timeouts and scheme == "http":
+            set_kernel_timeouts(conn.sock, self.read_timeout)
+            conn.response_class = BlockingSocketResponse
+        else:
+            conn.sock.settimeout(self.read_timeout)
         return conn
 
     def close(self) -> None:
@@ -201,8 +275,9 @@ class ThreadConnections:
         for conn in every:
             conn.close()
 
-    def _idle(self) -> dict[Origin, list[http.client.HTTPConnection]]:
-        idle: dict[Origin, list[http.client.HTTPConnection]] | None = getattr(
+    def _idle(self) -> dict[Origin, list[tuple[http.client.HTTPConnection, float]]]:
+        """This thread's idle connections by origin, each with when it was put back."""
+        idle: dict[Origin, list[tuple[http.client.HTTPConnection, float]]] | None = getattr(
             self._local, "idle", None
         )
         if idle is None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from robosync import httpwire
 from robosync.client.api import Api
 from robosync.client.apihttp import HttpxHttp, StdlibHttp, query
 from robosync.client.retry import Retrying, is_transient, is_unreachable
@@ -52,7 +53,12 @@ def test_requests_reuse_one_kept_alive_connection(http_to):
     assert [http.send("GET", "/projects").json()["n"] for _ in range(3)] == [1, 2, 3]
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced(http_to):
+@pytest.mark.parametrize("recheck_after", [0.0, 60.0], ids=["polled", "resent"])
+def test_a_connection_the_server_closed_while_idle_is_replaced(
+    http_to, monkeypatch: pytest.MonkeyPatch, recheck_after: float
+):
+    monkeypatch.setattr(httpwire, "RECHECK_IDLE_AFTER", recheck_after)
+
     def once(conn: socket.socket, count: int) -> None:
         answer(conn, b'{"n": %d}' % count)
         raise ConnectionAbortedError  # closed after each answer, without saying so

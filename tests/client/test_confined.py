@@ -33,6 +33,22 @@ def test_write_refuses_a_symlinked_folder_at_any_depth(layout: tuple[Path, Path]
     assert sorted(os.listdir(outside)) == ["kept.png"]
 
 
+def test_folders_kept_open_hold_the_folder_they_opened_and_still_refuse_links(
+    layout: tuple[Path, Path],
+):
+    root, outside = layout
+    with confined.OpenFolders(root) as folders:
+        confined.write_file(root, "real/a.png", confined.filler(b"a"), folders=folders)
+        # A link swapped in for the folder once it is open does not redirect the next write.
+        os.rename(root / "real", root / "moved")
+        os.symlink(outside, root / "real")
+        confined.write_file(root, "real/b.png", confined.filler(b"b"), folders=folders)
+        with pytest.raises(SymlinkInPath):
+            confined.write_file(root, "link/c.png", confined.filler(b"c"), folders=folders)
+    assert sorted(os.listdir(outside)) == ["kept.png"]
+    assert sorted(os.listdir(root / "moved")) == ["a.png", "b.png", "kept.png"]
+
+
 def test_write_replaces_a_symlink_at_the_target_instead_of_writing_through_it(
     layout: tuple[Path, Path],
 ):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from robosync import httpwire
 from robosync.client.retry import is_transient
 from robosync.client.storeget import StoreGetter, direct_route
 
@@ -56,7 +57,14 @@ def test_body_cut_short_is_a_transient_error_not_short_data(tiny_server, getter:
     assert "60 body bytes missing" in str(caught.value)
 
 
-def test_connection_closed_by_the_store_while_idle_is_replaced(tiny_server, getter: StoreGetter):
+# Idle longer than the recheck, a connection is polled before use; put back a moment
+# ago, it is used as it is and the GET sent again on a new one when it fails.
+@pytest.mark.parametrize("recheck_after", [0.0, 60.0], ids=["polled", "resent"])
+def test_connection_closed_by_the_store_while_idle_is_replaced(
+    tiny_server, getter: StoreGetter, monkeypatch: pytest.MonkeyPatch, recheck_after: float
+):
+    monkeypatch.setattr(httpwire, "RECHECK_IDLE_AFTER", recheck_after)
+
     def once_per_connection(conn: socket.socket, count: int) -> None:
         body = f"answer {count}".encode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)

@@ -139,6 +139,24 @@ def test_the_fast_readers_of_manifest_and_changes_lines_read_what_the_general_on
     assert wire.decode_entry(json.dumps({**GOOD_ENTRY, "size": -1})).size == -1
 
 
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [({"size": "5"}, "size"), ({"url": 3}, "url"), ({"digest": "A" * 64}, "digest"), ({}, None)],
+)
+def test_download_links_are_read_fast_when_they_fit_and_refused_naming_the_field_when_not(
+    change: dict[str, object], where: str | None
+):
+    good = {"digest": D1, "size": 5, "url": "http://store/b", "later": 1}
+    answer = json.dumps({"items": [good, {**good, **change}]})
+    if where is None:
+        link = wire.DownloadLink(D1, 5, "http://store/b")
+        assert wire.decode(wire.DownloadResponse, answer) == wire.DownloadResponse([link, link])
+        return
+    with pytest.raises(wire.WireError) as e:
+        wire.decode(wire.DownloadResponse, answer)
+    assert e.value.where == f"DownloadResponse.items.1.{where}"
+
+
 def test_a_missing_field_a_bad_literal_and_non_json_are_refused_as_untrusted_answers():
     with pytest.raises(UntrustedAnswer, match=r"QuotaInfo\.used_bytes: missing"):
         checked_answer(wire.QuotaInfo, b'{"quota_bytes": 1}')

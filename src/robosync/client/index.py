@@ -36,6 +36,8 @@ from robosync.client.merge import Change, Entry
 
 DIRNAME = ".robosync"
 INDEX_FILE = "index.sqlite"
+# Parameters of one ``IN (...)`` query (SQLite allows 32,766 since 3.32).
+_IN_BATCH = 500
 CONFIG_FILE = "config.json"
 
 LOCAL, EVICTED, REMOTE, LANDING = "local", "evicted", "remote", "landing"
@@ -198,6 +200,23 @@ class Index:
             "SELECT * FROM files WHERE digest = ? AND state = ?", (digest, LOCAL)
         ).fetchall()
         return [FileRow(*r) for r in rows]
+
+    def digests_held(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that some local file holds (a handful of queries, where one
+        :meth:`files_with_digest` each cost a clone of 10,000 files a quarter second)."""
+        held: set[str] = set()
+        wanted = list(digests)
+        for i in range(0, len(wanted), _IN_BATCH):
+            batch = wanted[i : i + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            held.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT DISTINCT digest FROM files WHERE state = ? AND digest IN ({marks})",
+                    (LOCAL, *batch),
+                )
+            )
+        return held
 
     def put_files(self, rows: Iterable[FileRow]) -> None:
         """Insert or replace rows."""

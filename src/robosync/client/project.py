@@ -889,13 +889,14 @@ class Project:
         # Landing until flushed: a scan re-verifies a file a crash may have torn.
         with self.index.transaction():
             self.index.mark_landing((t.path, Entry(t.digest, t.size)) for t in targets)
+        held = self.index.digests_held({t.digest for t in targets})
         transfer = Transfer(self.api, jobs=jobs, progress=progress)
         try:
             written, errors = transfer.download(
                 self.config.project_id,
                 self.root,
                 targets,
-                self._local_source,
+                lambda digest: self._local_source(digest) if digest in held else None,
                 on_durable=self._record,
             )
         finally:

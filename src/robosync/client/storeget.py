@@ -117,7 +117,10 @@ class StoreGetter:
 
     def __init__(self, *, timeout: float = 120.0, connect_timeout: float = 10.0) -> None:
         self._conns = ThreadConnections(
-            connect_timeout=connect_timeout, read_timeout=timeout, tls=trust_store
+            connect_timeout=connect_timeout,
+            read_timeout=timeout,
+            tls=trust_store,
+            kernel_timeouts=True,
         )
 
     @contextlib.contextmanager
@@ -229,7 +232,8 @@ def transport_error(
     error the retry layer knows: a timeout, a refused connection or a broken answer."""
     request = httpx.Request(method, url)
     message = str(e) or type(e).__name__
-    if isinstance(e, socket.timeout | TimeoutError):
+    # A blocking socket's kernel send timeout fails a send with EAGAIN.
+    if isinstance(e, socket.timeout | TimeoutError | BlockingIOError):
         return (httpx.ReadTimeout if reading else httpx.ConnectTimeout)(message, request=request)
     if isinstance(e, http.client.HTTPException):
         return httpx.RemoteProtocolError(message, request=request)

@@ -58,8 +58,9 @@ if TYPE_CHECKING:
 DEFAULT_JOBS = 16
 BATCH = 1000
 # A download asks for its first links in a smaller batch: the threads start on them
-# while the server signs the next thousand (a thousand took it 0.06-0.3 s).
-FIRST_LINKS = 100
+# while the server signs the next thousand (a thousand took it 0.06-0.3 s). 256 small
+# files make 16 runs (RUN_FILES), one for each of the 16 threads.
+FIRST_LINKS = 256
 _CHUNK = 1024 * 1024
 # Each download thread reads into one reused buffer of this size (16 jobs:
 # 16 MiB); larger reads cost fewer Python round trips per byte.
@@ -586,15 +587,22 @@ class Transfer:
         """Fetch several small blobs in one task: what was written, and each failure."""
         written: list[Written] = []
         errors: list[BaseException] = []
-        for url, group in run:
-            try:
-                self._check_stop()
-                written.extend(self._fetch_group(root, url, group))
-            except Exception as e:  # one blob's failure is its own: the others go on
-                errors.append(e)
+        with confined.OpenFolders(root) as folders:
+            for url, group in run:
+                try:
+                    self._check_stop()
+                    written.extend(self._fetch_group(root, url, group, folders))
+                except Exception as e:  # one blob's failure is its own: the others go on
+                    errors.append(e)
         return written, errors
 
-    def _fetch_group(self, root: Path, url: str, group: list[DownloadTarget]) -> list[Written]:
+    def _fetch_group(
+        self,
+        root: Path,
+        url: str,
+        group: list[DownloadTarget],
+        folders: confined.OpenFolders,
+    ) -> list[Written]:
         first = group[0]
         what = f"download of {first.path}"
         direct = self._is_direct(url)
@@ -604,12 +612,13 @@ class Transfer:
                 with self.getter.get(url) as body:
                     if body.status >= 400:
                         raise store_error(body.to_httpx(), what)
-                    return self._write_verified(root, first, body.readinto)
+                    return self._write_verified(root, first, body.readinto, folders)
             with self.store.stream("GET", url) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise store_error(resp, what)
-                return self._write_verified(root, first, ChunkFiller(resp.iter_bytes()).readinto)
+                filler = ChunkFiller(resp.iter_bytes())
+                return self._write_verified(root, first, filler.readinto, folders)
 
         w = self.retrying.call(once, what)
         self.stats.add(downloaded=1, bytes_received=w.size)
@@ -638,12 +647,17 @@ class Transfer:
         return buf
 
     def _write_verified(
-        self, root: Path, t: DownloadTarget, readinto: Callable[[memoryview], int]
+        self,
+        root: Path,
+        t: DownloadTarget,
+        readinto: Callable[[memoryview], int],
+        folders: confined.OpenFolders | None = None,
     ) -> Written:
         """Write ``t`` from ``readinto`` via a verifier into a temp file; rename if it matches.
 
         The file is written by :func:`confined.write_file`: never through a
-        symlink, whatever the server named.
+        symlink, whatever the server named (``folders`` keeps its folder open for
+        the task's next files).
         """
         verified: list[BlockVerifier] = []
 
@@ -660,7 +674,9 @@ class Transfer:
             if t.size >= WRITEBACK_FROM_BYTES:
                 confined.start_writeback(fd)
 
-        st = confined.write_file(root, t.path, fill, durable=False, sync_data=False)
+        st = confined.write_file(
+            root, t.path, fill, durable=False, sync_data=False, folders=folders
+        )
         folder = t.path.rpartition("/")[0]
         if folder not in self._written_dirs:
             with self.stats.lock:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from robosync.client.deferred import wire
 from robosync.client.scan import is_temp_name
@@ -117,10 +116,13 @@ def checked_links(
                 {"digest": link.digest},
             )
         wanted.discard(link.digest)
-        if urlsplit(link.url).scheme not in ("http", "https"):
+        # The scheme is what precedes the first colon (a cheaper read than urlsplit's,
+        # which also forgives leading blanks: this check does not).
+        scheme = link.url.partition(":")[0].lower()
+        if scheme not in ("http", "https"):
             raise _refuse(
                 f"a download link that is not http(s) for {link.digest}",
-                urlsplit(link.url).scheme or "no scheme",
+                scheme if ":" in link.url and scheme else "no scheme",
                 {"digest": link.digest},
             )
         out.append(link)

@@ -310,6 +310,11 @@ def decode(cls: type[T], data: bytes | str) -> T:
         obj = json.loads(data)
     except ValueError as e:
         raise WireError("answer", f"not JSON ({e})") from None
+    fast = _FAST_READERS.get(cls)
+    if fast is not None:
+        message = fast(obj)
+        if message is not None:
+            return typing.cast(T, message)
     return _checker(cls)(obj, cls.__name__)
 
 
@@ -360,6 +365,31 @@ def _fast_put(obj: dict[str, Any], cls: type[P]) -> P | None:
     return None
 
 
+def _fast_links(obj: Any) -> DownloadResponse | None:
+    """A :class:`DownloadResponse` if ``obj`` fits exactly, else ``None`` (a clone reads one
+    link per file: ~1.5 µs each this way, against ~6 through the general checks)."""
+    items = obj.get("items") if type(obj) is dict else None
+    if type(items) is not list:
+        return None
+    links = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        digest, size, url = item.get("digest"), item.get("size"), item.get("url")
+        if not (
+            type(digest) is str
+            and type(size) is int
+            and type(url) is str
+            and 0 <= size <= MAX_INT
+            and _DIGEST.fullmatch(digest)
+        ):
+            return None
+        links.append(DownloadLink(digest, size, url))
+    return DownloadResponse(links)
+
+
+# Messages read in bulk, each with a reader for the common case of an answer that fits.
+_FAST_READERS: dict[type, typing.Callable[[Any], Any]] = {DownloadResponse: _fast_links}
 _CHECKERS: dict[Any, Check] = {}
 
 
