@@ -12,6 +12,7 @@ before the next would time that, not the tools. Disk needed: ``runs x tools`` co
 
     python -m venv /tmp/robot && /tmp/robot/bin/pip install .
     python bench/download.py --count 10000 --size 32768 --runs 6 /tmp/robot/bin [OTHER_BIN ...]
+    python bench/download.py --count 150 --size 8388608 --duplicates 30 ...   # dataset A
 
 Each BIN_DIR is a robot install (client alone) of robosync, run against this checkout's
 server. Prints min / median / max seconds and client CPU seconds (user + system) per
@@ -51,11 +52,12 @@ def main() -> None:
     ap.add_argument("bins", nargs="+", type=Path, metavar="BIN_DIR", help="robot installs")
     ap.add_argument("--count", type=int, default=10_000, help="images in the project")
     ap.add_argument("--size", type=int, default=32 * 1024, help="bytes per image")
+    ap.add_argument("--duplicates", type=int, default=0, help="images that copy others")
     ap.add_argument("--runs", type=int, default=6)
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="download-", dir=a.dir))
-    ds = Dataset("download", a.count, a.size, 0)
+    ds = Dataset("download", a.count, a.size, a.duplicates)
     (work / "weed").mkdir()
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}

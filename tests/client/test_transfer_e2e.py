@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from robosync.client.scan import TEMP_PREFIX
+from robosync.client.transfer import TEE_COPIES
 from robosync.digest import BLOCK_SIZE, digest_bytes
 from robosync.errors import IntegrityError
 from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name, sha
@@ -105,6 +106,29 @@ def test_second_project_sharing_images_uploads_only_new_bytes(
     assert (result.already_present, result.uploaded_blobs) == (2, 8)
 
 
+def test_clone_writes_every_copy_of_an_image_from_one_download(
+    proxied: ProxiedServer, tmp_path: Path
+):
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    image = os.urandom(300_000)  # large enough to be written past the page cache
+    copies = {f"cam{i % 2}/same{i}.png": image for i in range(TEE_COPIES + 3)}
+    name = project_name()
+    with r1.init(name) as p:
+        for rel, data in copies.items():
+            p.save_image(rel, data)
+        p.save_image("other.png", b"other")
+        p.push()
+    proxied.proxy.reset()
+    r2 = robot_on(proxied.server, tmp_path, "r2", token=r1.token)
+    r2.clone(name).close()
+    expected = {**{k: sha(image) for k in copies}, "other.png": sha(b"other")}
+    assert folder_digests(r2.root) == expected
+    # The first TEE_COPIES copies come from the bytes of its one GET, the rest from the file.
+    blob_gets = [e for e in proxied.proxy.exchanges if e.method == "GET" and "/blobs/" in e.path]
+    assert len(blob_gets) == 2
+    assert not list(r2.root.rglob(f"{TEMP_PREFIX}*"))
+
+
 def corrupt_blob(server: ServerProcess, digest: str, size: int) -> None:
     """Replace the stored bytes of ``digest`` by other bytes of the same size."""
     bad = os.urandom(size)
@@ -131,10 +155,11 @@ def test_clone_of_a_corrupted_blob_fails_clearly_without_partial_file(
     with r1.init(name) as p:
         p.save_image("good.png", good)
         p.save_image("cam/bad.png", bad)
+        p.save_image("copy/bad.png", bad)  # written from the same download: not either
         p.push()
     corrupt_blob(server, digest_bytes(bad).digest, len(bad))
     r2 = robot_on(server, tmp_path, "r2", token=r1.token)
-    with pytest.raises(IntegrityError, match="cam/bad.png"):
+    with pytest.raises(IntegrityError, match="bad.png"):
         r2.clone(name)
     assert folder_digests(r2.root) == {"good.png": sha(good)}
     assert not list(r2.root.rglob(f"{TEMP_PREFIX}*"))

@@ -73,6 +73,8 @@ DURABLE_EVERY_BYTES = 1 << 30
 # (bench/push_cpu.py), and the batch's syncfs merges their writes anyway.
 WRITEBACK_FROM_BYTES = 256 * 1024
 _COMPLETERS = 4
+# Copies of a blob written from its bytes as they stream in (each one more open file).
+TEE_COPIES = 8
 # A download task fetches blobs one after another up to this many, or this many bytes.
 RUN_FILES = 16
 RUN_BYTES = 1024 * 1024
@@ -607,23 +609,27 @@ class Transfer:
         what = f"download of {first.path}"
         direct = self._is_direct(url)
 
-        def once() -> Written:
+        # Copies of the same image are written from the bytes as they stream in, up to a
+        # few (each holds a descriptor open); any others are copied from the first after.
+        teed = group[1 : 1 + TEE_COPIES]
+
+        def once() -> list[Written]:
             if direct:
                 with self.getter.get(url) as body:
                     if body.status >= 400:
                         raise store_error(body.to_httpx(), what)
-                    return self._write_verified(root, first, body.readinto, folders)
+                    return self._write_verified(root, first, body.readinto, folders, teed)
             with self.store.stream("GET", url) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise store_error(resp, what)
                 filler = ChunkFiller(resp.iter_bytes())
-                return self._write_verified(root, first, filler.readinto, folders)
+                return self._write_verified(root, first, filler.readinto, folders, teed)
 
-        w = self.retrying.call(once, what)
-        self.stats.add(downloaded=1, bytes_received=w.size)
-        self.progress.advance(files=1)
-        return [w, *self._copy_rest(root, w.path, group[1:])]
+        written = self.retrying.call(once, what)
+        self.stats.add(downloaded=1, copied=len(teed), bytes_received=first.size)
+        self.progress.advance(files=len(written))
+        return [*written, *self._copy_rest(root, first.path, group[1 + len(teed) :])]
 
     def _copy_group(
         self, root: Path, source: str, group: list[DownloadTarget]
@@ -634,7 +640,7 @@ class Transfer:
         out = []
         for t in group:
             with open(confined.open_file(root, source), "rb", buffering=0) as f:
-                out.append(self._write_verified(root, t, f.readinto))
+                out.extend(self._write_verified(root, t, f.readinto))
             self.stats.add(copied=1)
             self.progress.advance(files=1)
         return out
@@ -652,40 +658,61 @@ class Transfer:
         t: DownloadTarget,
         readinto: Callable[[memoryview], int],
         folders: confined.OpenFolders | None = None,
-    ) -> Written:
-        """Write ``t`` from ``readinto`` via a verifier into a temp file; rename if it matches.
+        copies: list[DownloadTarget] | None = None,
+    ) -> list[Written]:
+        """Write ``t`` (and ``copies`` of the same content) from ``readinto`` via a verifier
+        into temp files; rename them all if it matches, else none.
 
-        The file is written by :func:`confined.write_file`: never through a
+        Each file is written by :func:`confined.write_file`: never through a
         symlink, whatever the server named (``folders`` keeps its folder open for
-        the task's next files).
+        the task's next files). The copies' temp files are made inside the first's
+        ``fill``, each inside the one before, so all are renamed only once the bytes
+        have been verified, and all are removed if they were not.
         """
+        targets = [t, *(copies or [])]
+        fds: list[int] = []
+        stats: dict[str, os.stat_result] = {}
         verified: list[BlockVerifier] = []
 
-        def fill(fd: int) -> None:
-            verifier = self._stream_verified(fd, t, readinto)
-            problem = verifier.problem()
-            if problem is not None:
-                raise IntegrityError(
-                    f"{t.path}: the bytes received do not match the project ({problem}); "
-                    "nothing was written; report the corrupted blob to the server operator",
-                    {"path": t.path, "digest": t.digest},
-                )
-            verified.append(verifier)
-            if t.size >= WRITEBACK_FROM_BYTES:
-                confined.start_writeback(fd)
+        def fill_from(i: int) -> Callable[[int], None]:
+            def fill(fd: int) -> None:
+                fds.append(fd)
+                if i + 1 < len(targets):
+                    nxt = targets[i + 1].path
+                    stats[nxt] = confined.write_file(
+                        root, nxt, fill_from(i + 1), durable=False, sync_data=False, folders=folders
+                    )
+                    return
+                verifier = self._stream_verified(fds, t, readinto)
+                problem = verifier.problem()
+                if problem is not None:
+                    raise IntegrityError(
+                        f"{t.path}: the bytes received do not match the project ({problem}); "
+                        "nothing was written; report the corrupted blob to the server operator",
+                        {"path": t.path, "digest": t.digest},
+                    )
+                verified.append(verifier)
+                if t.size >= WRITEBACK_FROM_BYTES:
+                    for each in fds:
+                        confined.start_writeback(each)
 
-        st = confined.write_file(
-            root, t.path, fill, durable=False, sync_data=False, folders=folders
+            return fill
+
+        stats[t.path] = confined.write_file(
+            root, t.path, fill_from(0), durable=False, sync_data=False, folders=folders
         )
-        folder = t.path.rpartition("/")[0]
-        if folder not in self._written_dirs:
-            with self.stats.lock:
-                self._written_dirs.add(folder)
-        return Written(t.path, t.digest, t.size, b"".join(verified[0].block_hashes()), st)
+        blocks = b"".join(verified[0].block_hashes())
+        for target in targets:
+            folder = target.path.rpartition("/")[0]
+            if folder not in self._written_dirs:
+                with self.stats.lock:
+                    self._written_dirs.add(folder)
+        return [Written(w.path, w.digest, w.size, blocks, stats[w.path]) for w in targets]
 
     def _stream_verified(
-        self, fd: int, t: DownloadTarget, readinto: Callable[[memoryview], int]
+        self, fds: list[int], t: DownloadTarget, readinto: Callable[[memoryview], int]
     ) -> BlockVerifier:
+        """Stream ``t``'s bytes from ``readinto`` into every one of ``fds``, verifying them."""
         verifier = BlockVerifier(t.digest, t.size)
         buf = self._buffer()
         if self.limiter is not None:
@@ -693,14 +720,14 @@ class Transfer:
         # A large file goes past the page cache (see directio); then every write but
         # the file's last must be whole blocks, so the buffer is filled before each
         # (a stop is still noticed between reads).
-        direct = t.size >= WRITEBACK_FROM_BYTES and directio.try_direct(fd)
+        direct = [t.size >= WRITEBACK_FROM_BYTES and directio.try_direct(fd) for fd in fds]
         # One byte more than expected is asked for, so an oversized body is
         # noticed without reading all of it.
         left = t.size + 1
         while left:
             self._check_stop()
             want = buf[: min(len(buf), left)]
-            n = _filled(readinto, want, self._check_stop) if direct else readinto(want)
+            n = _filled(readinto, want, self._check_stop) if any(direct) else readinto(want)
             if not n:
                 break
             left -= n
@@ -708,12 +735,14 @@ class Transfer:
             verifier.update(chunk)
             if verifier.received > t.size:
                 break
-            if direct:
-                direct = directio.write_direct(fd, chunk)
-            else:
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk) :]
-            self.progress.advance(nbytes=n)
+            for i, fd in enumerate(fds):
+                if direct[i]:
+                    direct[i] = directio.write_direct(fd, chunk)
+                else:
+                    rest = chunk
+                    while rest:
+                        rest = rest[os.write(fd, rest) :]
+            self.progress.advance(nbytes=n * len(fds))
         return verifier
 
     def _sync_dirs(self, root: Path) -> None:
