@@ -15,6 +15,7 @@ import select
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import weakref
@@ -26,6 +27,9 @@ from urllib.parse import urlsplit
 Origin = tuple[str, str, int]
 # An idle connection put back longer ago than this is checked before it is reused.
 RECHECK_IDLE_AFTER = 1.0
+# Where a socket's SO_RCVTIMEO / SO_SNDTIMEO take a ``struct timeval`` of two longs and
+# fail a timed-out call with EAGAIN (Linux; Windows, for one, takes milliseconds).
+KERNEL_TIMEOUTS = sys.platform == "linux"
 
 
 class AnswerHeaders:
@@ -204,8 +208,8 @@ class ThreadConnections:
     ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        # Plain-http connections made blocking, their timeouts kept by the kernel
-        # (see BlockingSocketReader); TLS ones keep Python's timeouts.
+        # Plain-http connections made blocking, their timeouts kept by the kernel (see
+        # BlockingSocketReader; on Linux); TLS ones keep Python's timeouts.
         self.kernel_timeouts = kernel_timeouts
         self._new_tls = tls
         self._tls: ssl.SSLContext | None = None
@@ -259,7 +263,7 @@ class ThreadConnections:
         # the body of a small PUT could wait for the ACK of the header (urllib3 and
         # the peers' clients turn it off too).
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.kernel_timeouts and scheme == "http":
+        if self.kernel_timeouts and scheme == "http" and KERNEL_TIMEOUTS:
             set_kernel_timeouts(conn.sock, self.read_timeout)
             conn.response_class = BlockingSocketResponse
         else:
