@@ -882,13 +882,22 @@ class Project:
         return None
 
     def _download(
-        self, targets: list[DownloadTarget], jobs: int, progress: Progress, result: PullResult
+        self,
+        targets: list[DownloadTarget],
+        jobs: int,
+        progress: Progress,
+        result: PullResult,
+        *,
+        marked: bool = False,
     ) -> None:
+        """Download ``targets``, recording each batch once durable; ``marked``: their rows
+        are landing already."""
         if not targets:
             return
-        # Landing until flushed: a scan re-verifies a file a crash may have torn.
-        with self.index.transaction():
-            self.index.mark_landing((t.path, Entry(t.digest, t.size)) for t in targets)
+        if not marked:
+            # Landing until flushed: a scan re-verifies a file a crash may have torn.
+            with self.index.transaction():
+                self.index.mark_landing((t.path, Entry(t.digest, t.size)) for t in targets)
         held = self.index.digests_held({t.digest for t in targets})
         transfer = Transfer(self.api, jobs=jobs, progress=progress)
         try:
@@ -920,7 +929,10 @@ class Project:
     ) -> PullResult:
         """Record the manifest of ``version`` as the base and download every file."""
         with self._locked():
-            # One transaction: a manifest line refused half way leaves no half base.
+            targets: list[DownloadTarget] = []
+            # One transaction: a manifest line refused half way leaves no half base. The
+            # rows are landing at once (the folder is new, and every file is downloaded
+            # next): written once, not as remote and then again as landing.
             with (
                 self.api.manifest(self.config.project_id, version) as (v, entries),
                 self.index.transaction(),
@@ -928,12 +940,11 @@ class Project:
                 for batch in batched(entries, 1000):
                     known = [(e.path, Entry(e.digest, e.size)) for e in batch]
                     self.index.apply_to_base(known)
-                    self.index.set_remote_only_many(known, REMOTE)
+                    self.index.mark_landing(known)
+                    targets.extend(DownloadTarget(e.path, e.digest, e.size) for e in batch)
                 self.index.base_version = v
             result = PullResult(v)
-            self._download_rows(
-                self.index.paths_in_state(REMOTE), jobs, progress or NoProgress(), result
-            )
+            self._download(targets, jobs, progress or NoProgress(), result, marked=True)
             return result
 
     # --- rm, evict ------------------------------------------------------------
