@@ -351,16 +351,22 @@ _DIGEST = re.compile(DIGEST_PATTERN)
 P = TypeVar("P", ManifestEntry, PutOp)
 
 
-def _fast_put(obj: dict[str, Any], cls: type[P]) -> P | None:
-    """``cls(path, digest, size)`` if ``obj`` has exactly the right kinds, else ``None``."""
-    path, digest, size = obj.get("path"), obj.get("digest"), obj.get("size")
-    if (
-        type(path) is str
-        and type(digest) is str
+def _blob_fits(digest: Any, size: Any) -> bool:
+    """Whether ``digest`` and ``size`` are a well-formed digest and a size, exactly."""
+    return (
+        type(digest) is str
         and type(size) is int
         and 0 <= size <= MAX_INT
-        and _DIGEST.fullmatch(digest)
-    ):
+        and _DIGEST.fullmatch(digest) is not None
+    )
+
+
+def _fast_put(obj: dict[str, Any], cls: type[P]) -> P | None:
+    """``cls(path, digest, size)`` if ``obj`` has exactly the right kinds, else ``None``."""
+    path = obj.get("path")
+    digest: Any = obj.get("digest")
+    size: Any = obj.get("size")
+    if type(path) is str and _blob_fits(digest, size):
         return cls(path, digest, size)
     return None
 
@@ -375,14 +381,10 @@ def _fast_links(obj: Any) -> DownloadResponse | None:
     for item in items:
         if type(item) is not dict:
             return None
-        digest, size, url = item.get("digest"), item.get("size"), item.get("url")
-        if not (
-            type(digest) is str
-            and type(size) is int
-            and type(url) is str
-            and 0 <= size <= MAX_INT
-            and _DIGEST.fullmatch(digest)
-        ):
+        digest: Any = item.get("digest")
+        size: Any = item.get("size")
+        url = item.get("url")
+        if type(url) is not str or not _blob_fits(digest, size):
             return None
         links.append(DownloadLink(digest, size, url))
     return DownloadResponse(links)
