@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import spread, timed_child  # noqa: E402
+from bench.harness import spread, timed_child, tree_cpu  # noqa: E402
 from bench.peers import Dataset, Rclone, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 
@@ -61,6 +61,8 @@ def main() -> None:
     (work / "weed").mkdir()
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
+    stores: dict[str, list[float]] = {}
+    apis: dict[str, list[float]] = {}
     try:
         with SeaweedFS(work / "weed") as s3:
             tools = robot_installs(s3, work, a.bins)
@@ -69,6 +71,8 @@ def main() -> None:
             ds.write(src)
             walls = {t.name: [] for t in tools}
             cpus = {t.name: [] for t in tools}
+            stores = {t.name: [] for t in tools}
+            apis = {t.name: [] for t in tools}
             try:
                 for i, t in enumerate(tools):
                     t.prepare(f"t{i}")
@@ -78,7 +82,11 @@ def main() -> None:
                 for run in range(a.runs):
                     for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
                         dst = work / f"dst-{run}-{t.name.replace('/', '_')}"
+                        api = t.server.pid if isinstance(t, Robosync) and t.server else None
+                        store0, api0 = tree_cpu(s3.pid or 0), tree_cpu(api) if api else 0.0
                         wall, cpu = timed_child(download_command(t, dst), work, t.env)
+                        stores[t.name].append(tree_cpu(s3.pid or 0) - store0)
+                        apis[t.name].append(tree_cpu(api) - api0 if api else 0.0)
                         walls[t.name].append(wall)
                         cpus[t.name].append(cpu)
                         if sum(1 for _ in dst.iterdir()) < a.count:
@@ -97,6 +105,8 @@ def main() -> None:
         ratios = [x / b for x, b in zip(xs, best, strict=True)]
         versus = "" if name in peers else f"   / best peer {spread(ratios)}"
         print(f"{name:40s} wall {spread(xs)}  cpu {spread(cpus[name])}{versus}")
+        extra = "" if name in peers else f"  robosync's API cpu {spread(apis[name])}"
+        print(f"{'':40s} store cpu {spread(stores[name])}{extra}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,27 @@ def timed_child(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, 
     return wall, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        used[child] = (int(fields[11]) + int(fields[12])) / tick
+    tree, total = {pid}, 0.0
+    for child in sorted(used):  # children have larger PIDs, except after a wrap
+        if child in tree or parents[child] in tree:
+            tree.add(child)
+            total += used[child]
+    return total
+
+
 def spread(xs: list[float], digits: int = 2) -> str:
     """``min / median / max`` of ``xs`` (``-`` if there are none)."""
     if not xs:

@@ -1,7 +1,9 @@
-"""A TCP proxy that cuts connections in the middle of a PUT, like a flaky robot link.
+"""A TCP proxy that cuts connections in the middle of a transfer, like a flaky robot link.
 
 The first ``cuts`` PUT requests are dropped (both sockets reset) once ``after``
-bytes of them have been forwarded; everything else passes untouched.
+bytes of them have been forwarded; with ``answer_cuts``, as many connections are
+dropped once ``after`` bytes of the store's answers on them have come back (in the
+middle of a downloaded body); everything else passes untouched.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ class CuttingProxy(LoopbackProxy):
         super().__init__(target_host, target_port)
         self.after = after
         self.cuts_left = cuts
+        self.answer_cuts_left = 0
         self.cut = 0
         self._lock = threading.Lock()
 
-    def _take_cut(self) -> bool:
+    def _take_cut(self, of_answer: bool = False) -> bool:
         with self._lock:
-            if self.cuts_left <= 0:
+            if (self.answer_cuts_left if of_answer else self.cuts_left) <= 0:
                 return False
-            self.cuts_left -= 1
+            if of_answer:
+                self.answer_cuts_left -= 1
+            else:
+                self.cuts_left -= 1
             self.cut += 1
             return True
 
@@ -38,7 +44,7 @@ class CuttingProxy(LoopbackProxy):
             cwriter.close()
             return
         up = asyncio.create_task(self._upstream(creader, swriter))
-        down = asyncio.create_task(self._pump(sreader, cwriter))
+        down = asyncio.create_task(self._downstream(sreader, cwriter))
         await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
         for task in (up, down):
             task.cancel()
@@ -62,8 +68,14 @@ class CuttingProxy(LoopbackProxy):
             w.write(chunk)
             await w.drain()
 
-    @staticmethod
-    async def _pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def _downstream(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        answered = 0
         while chunk := await r.read(65536):
+            if answered + len(chunk) >= self.after and self._take_cut(of_answer=True):
+                w.write(chunk[: max(0, self.after - answered)])
+                with contextlib.suppress(ConnectionError):
+                    await w.drain()
+                return
+            answered += len(chunk)
             w.write(chunk)
             await w.drain()

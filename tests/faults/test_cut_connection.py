@@ -1,4 +1,5 @@
-"""A link that drops in the middle of a PUT: the upload is retried, never taken as whole."""
+"""A link that drops in the middle of a transfer: a PUT is retried, never taken as whole;
+a download is fetched again, never written torn."""
 
 from __future__ import annotations
 
@@ -119,3 +120,22 @@ def test_push_retries_puts_cut_half_way(
     assert out.stdout.startswith("pushed v1: +13"), out.stdout
     assert proxy.cut == 4
     site.assert_clone_matches(name, folder_digests(robot.root))
+
+
+@pytest.mark.parametrize("fresh_env", ["embedded"], indirect=True)
+def test_clone_fetches_again_what_a_dropped_link_cut_half_way(
+    cut_server: tuple[ServerProcess, CuttingProxy], site_on: Callable[[ServerProcess], Site]
+) -> None:
+    server, proxy = cut_server
+    site = site_on(server)
+    robot = site.robot("r1")
+    write_images(robot.root, 40, 30 * 1024)  # small: fetched from one thread, many at once
+    name = project_name()
+    robot.cli("init", name)
+    robot.cli("push")
+    proxy.answer_cuts_left = 3
+    clone = site.robot("r2")
+    clone.home.mkdir(parents=True)
+    out = clone.cli("clone", name, str(clone.root), "--jobs", "4")
+    assert proxy.cut == 3, out.stdout
+    assert folder_digests(clone.root) == folder_digests(robot.root)

@@ -53,6 +53,7 @@ from robosync.digest import BlockVerifier
 from robosync.errors import Forbidden, IntegrityError, RobosyncError
 
 if TYPE_CHECKING:
+    from robosync.client.fetchloop import FetchLoop
     from robosync.client.storeget import StoreGetter
 
 DEFAULT_JOBS = 16
@@ -209,6 +210,7 @@ class Transfer:
         self.stats = TransferStats()
         self._store = OnFirstUse(self._new_store)
         self._getter = OnFirstUse(_new_getter)
+        self._fetch_loop = OnFirstUse(lambda: _new_fetch_loop(self.jobs))
         self._buffers = threading.local()
         # Folders (project paths) that renames of this download went into.
         self._written_dirs: set[str] = set()
@@ -270,6 +272,8 @@ class Transfer:
             store.close()
         if (getter := self._getter.made) is not None:
             getter.close()
+        if (loop := self._fetch_loop.made) is not None:
+            loop.close()
 
     # --- uploads ----------------------------------------------------------
 
@@ -544,7 +548,10 @@ class Transfer:
                 on_durable(batch)
 
         try:
-            with ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-down") as pool:
+            with (
+                ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-down") as pool,
+                ThreadPoolExecutor(1, thread_name_prefix="robosync-fetch") as looper,
+            ):
                 futures: list[Future[tuple[list[Written], list[BaseException]]]] = []
                 to_fetch: list[str] = []
                 for digest, group in groups.items():
@@ -561,8 +568,13 @@ class Transfer:
                         errors.append(e)
                         continue
                     fetches = [(link.url, groups[link.digest]) for link in links]
-                    for run in _runs(fetches, lambda fetch: fetch[1][0].size):
-                        futures.append(pool.submit(self._fetch_run, root, run))
+                    looped = [f for f in fetches if self._loops(*f)]
+                    if looped:
+                        futures.append(looper.submit(self._fetch_looped, root, looped, pool))
+                    if len(looped) < len(fetches):
+                        rest = [f for f in fetches if not self._loops(*f)]
+                        for run in _runs(rest, lambda fetch: fetch[1][0].size):
+                            futures.append(pool.submit(self._fetch_run, root, run))
                 for fut in futures:
                     try:
                         done, failed = fut.result()
@@ -581,6 +593,55 @@ class Transfer:
         finally:
             flush()
             self.progress.finish()
+        return written, errors
+
+    def _loops(self, url: str, group: list[DownloadTarget]) -> bool:
+        """Whether this blob is fetched by the one thread of :attr:`fetch_loop`: a small
+        one, over plain http without a proxy, and no bandwidth cap to pace it."""
+        return (
+            group[0].size < WRITEBACK_FROM_BYTES
+            and self.limiter is None
+            and url.startswith("http://")
+            and self._is_direct(url)
+        )
+
+    @property
+    def fetch_loop(self) -> FetchLoop:
+        """The connections small blobs are fetched over from one thread, made on first use."""
+        return self._fetch_loop.get()
+
+    def _fetch_looped(
+        self,
+        root: Path,
+        fetches: list[tuple[str, list[DownloadTarget]]],
+        pool: ThreadPoolExecutor,
+    ) -> tuple[list[Written], list[BaseException]]:
+        """Fetch small blobs from this one thread (:mod:`~robosync.client.fetchloop`),
+        written as they arrive; what it could not fetch plainly goes the usual way,
+        on ``pool``, with its retries and error reports."""
+        written: list[Written] = []
+        errors: list[BaseException] = []
+        with confined.OpenFolders(root) as folders:
+
+            def on_body(i: int, body: memoryview) -> None:
+                group = fetches[i][1]
+                try:
+                    self._check_stop()
+                    teed = group[1 : 1 + TEE_COPIES]
+                    readinto = ChunkFiller([body]).readinto
+                    done = self._write_verified(root, group[0], readinto, folders, teed)
+                    written.extend(self._group_written(root, group, done))
+                except Exception as e:  # one blob's failure is its own: the others go on
+                    errors.append(e)
+
+            requests = [(url, group[0].size) for url, group in fetches]
+            again = self.fetch_loop.fetch(requests, on_body, self._check_stop)
+        rest = [fetches[i] for i in again]
+        runs = [pool.submit(self._fetch_run, root, run) for run in _runs(rest, lambda f: 1)]
+        for fut in runs:
+            done, failed = fut.result()
+            written.extend(done)
+            errors.extend(failed)
         return written, errors
 
     def _fetch_run(
@@ -626,10 +687,16 @@ class Transfer:
                 filler = ChunkFiller(resp.iter_bytes())
                 return self._write_verified(root, first, filler.readinto, folders, teed)
 
-        written = self.retrying.call(once, what)
-        self.stats.add(downloaded=1, copied=len(teed), bytes_received=first.size)
+        return self._group_written(root, group, self.retrying.call(once, what))
+
+    def _group_written(
+        self, root: Path, group: list[DownloadTarget], written: list[Written]
+    ) -> list[Written]:
+        """Count a blob's download, whose bytes wrote ``written`` (its first file and
+        copies), and copy the group's other files from the first."""
+        self.stats.add(downloaded=1, copied=len(written) - 1, bytes_received=group[0].size)
         self.progress.advance(files=len(written))
-        return [*written, *self._copy_rest(root, first.path, group[1 + len(teed) :])]
+        return [*written, *self._copy_rest(root, group[0].path, group[len(written) :])]
 
     def _copy_group(
         self, root: Path, source: str, group: list[DownloadTarget]
@@ -791,6 +858,12 @@ def _new_getter() -> StoreGetter:
     return StoreGetter(timeout=120.0, connect_timeout=10.0)
 
 
+def _new_fetch_loop(connections: int) -> FetchLoop:
+    from robosync.client.fetchloop import FetchLoop  # loaded with the first small download
+
+    return FetchLoop(connections, timeout=120.0, connect_timeout=10.0)
+
+
 def _direct_route(url: str) -> bool:
     from robosync.client.storeget import direct_route  # loaded with the first body
 
@@ -798,9 +871,10 @@ def _direct_route(url: str) -> bool:
 
 
 class ChunkFiller:
-    """``readinto`` over an iterator of byte chunks (the httpx path, used behind a proxy)."""
+    """``readinto`` over an iterator of byte chunks (the httpx path, used behind a proxy;
+    a body the fetch loop read whole)."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
         self._chunks = iter(chunks)
         self._pending = memoryview(b"")
 
