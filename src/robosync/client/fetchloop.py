@@ -72,7 +72,7 @@ class FetchLoop:
         by_origin: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
         for i, (url, _) in enumerate(requests):
             (scheme, host, port), target = split_url(url)
-            netloc = url.split("://", 1)[-1].split("/", 1)[0]
+            netloc = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
             if scheme != "http" or "@" in netloc or not host:
                 left.append(i)
             else:
@@ -142,14 +142,10 @@ class FetchLoop:
                 busy.discard(conn)
                 if outcome == "done":
                     assert conn.buf is not None
-                    body = memoryview(conn.buf)[conn.body_at : conn.body_at + conn.size]
+                    i, body = conn.index, memoryview(conn.buf)[conn.body_at :]
                     conn.reused, conn.buf = True, None
-                    try:
-                        on_body(conn.index, body)
-                    except BaseException:
-                        conn.sock.close()
-                        raise
-                    assign(conn)
+                    assign(conn)  # the store works on the next while this one is written
+                    on_body(i, body)
                     return
                 conn.sock.close()
                 if outcome == "closed early" and conn.reused and not conn.got:
