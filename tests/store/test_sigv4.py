@@ -91,3 +91,11 @@ def test_signing_key_is_recomputed_for_a_new_day() -> None:
     again = signer.presign(CREDS, "GET", "h", "/b/k", [], {}, 60, now=NOW)
     assert a == again
     assert dict(parse_qsl(a))["X-Amz-Signature"] != dict(parse_qsl(b))["X-Amz-Signature"]
+
+
+def test_urls_signed_together_are_the_urls_signed_one_by_one() -> None:
+    signer = SigV4Signer("eu-west-3")
+    paths = ["/bkt/blobs/ab12", "/bkt/thumbs/ab 12/256.webp", "/bkt/blobs/cd34"]
+    together = signer.presign_many(CREDS, "GET", "h:1", paths, [], {}, 900, now=NOW)
+    assert together == [signer.presign(CREDS, "GET", "h:1", p, [], {}, 900, now=NOW) for p in paths]
+    assert len(set(together)) == 3

@@ -44,8 +44,9 @@ def presign_downloads(
         raise NotFound(
             f"{len(missing)} digest(s) are not part of this project", {"missing": missing}
         )
+    urls = store.presign_gets([blob_key(d) for d in wanted])
     return [
-        DownloadLink(digest=d, size=sizes[d], url=store.presign_get(blob_key(d))) for d in wanted
+        DownloadLink(digest=d, size=sizes[d], url=url) for d, url in zip(wanted, urls, strict=True)
     ]
 
 

@@ -93,6 +93,10 @@ class BlobStore(Protocol):
         """
         ...
 
+    def presign_gets(self, keys: list[str]) -> list[str]:
+        """A plain GET URL for each of ``keys`` (as :meth:`presign_get` without overrides)."""
+        ...
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store a small derived object (a thumbnail) whole."""
         ...

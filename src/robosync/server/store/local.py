@@ -427,6 +427,10 @@ class LocalStore:
         resource = get_resource(key, content_type or "", disposition or "")
         return self._signed_url(f"{OBJECT_ROUTE}/{key}", "GET", resource, "", "", extra)
 
+    def presign_gets(self, keys: list[str]) -> list[str]:
+        """A plain GET URL for each of ``keys``."""
+        return [self.presign_get(key) for key in keys]
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store a small derived object whole (atomically, by rename)."""
         _check_derived_key(key)

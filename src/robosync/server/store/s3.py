@@ -308,6 +308,15 @@ class S3Store:
             params.append(("response-content-disposition", disposition))
         return self._presign("GET", key, params=params)
 
+    def presign_gets(self, keys: list[str]) -> list[str]:
+        """A plain GET URL for each of ``keys``, signed together (one date, one query)."""
+        address = self._public_address
+        paths = [address.path(key) for key in keys]
+        queries = self._signer.presign_many(
+            self._credentials(), "GET", address.host, paths, [], {}, self.expiry_seconds
+        )
+        return [address.url(uri_path(p), q) for p, q in zip(paths, queries, strict=True)]
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store a small derived object whole."""
         try:

@@ -74,22 +74,35 @@ class SigV4Signer:
         payload_hash: str,
     ) -> tuple[str, str]:
         """(signed header names, hex signature) of one canonical request."""
+        signed, (signature,) = self._signatures(
+            creds, amz_date, method, [path], query, headers, payload_hash
+        )
+        return signed, signature
+
+    def _signatures(
+        self,
+        creds: Credentials,
+        amz_date: str,
+        method: str,
+        paths: list[str],
+        query: str,
+        headers: dict[str, str],
+        payload_hash: str,
+    ) -> tuple[str, list[str]]:
+        """(signed header names, hex signature of each path) of canonical requests that
+        differ only by their path."""
         names = sorted(headers)
         canonical_headers = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
         signed = ";".join(names)
-        request = "\n".join(
-            (method, uri_encode(path, safe="/-_.~"), query, canonical_headers, signed, payload_hash)
-        )
-        to_sign = "\n".join(
-            (
-                ALGORITHM,
-                amz_date,
-                self._scope(amz_date[:8]),
-                hashlib.sha256(request.encode()).hexdigest(),
-            )
-        )
+        rest = f"\n{query}\n{canonical_headers}\n{signed}\n{payload_hash}"
+        head = f"{ALGORITHM}\n{amz_date}\n{self._scope(amz_date[:8])}\n"
         key = self._signing_key(creds.secret_key, amz_date[:8])
-        return signed, hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        signatures = []
+        for path in paths:
+            request = f"{method}\n{uri_encode(path, safe='/-_.~')}{rest}"
+            to_sign = head + hashlib.sha256(request.encode()).hexdigest()
+            signatures.append(hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest())
+        return signed, signatures
 
     def presign(
         self,
@@ -103,6 +116,21 @@ class SigV4Signer:
         now: datetime | None = None,
     ) -> str:
         """The query string of a presigned URL; ``headers`` must be sent with it as given."""
+        return self.presign_many(creds, method, host, [path], params, headers, expires, now)[0]
+
+    def presign_many(
+        self,
+        creds: Credentials,
+        method: str,
+        host: str,
+        paths: list[str],
+        params: list[tuple[str, str]],
+        headers: dict[str, str],
+        expires: int,
+        now: datetime | None = None,
+    ) -> list[str]:
+        """The query string of a presigned URL for each of ``paths``, alike but for the
+        path: the date, the query and the headers' part are made once, not per URL."""
         amz_date = _amz_date(now)
         signed_headers = {"host": host, **{k.lower(): v for k, v in headers.items()}}
         auth = [
@@ -116,10 +144,10 @@ class SigV4Signer:
             auth.append(("X-Amz-Security-Token", creds.token))
         all_params = [*params, *auth]
         query = canonical_query(all_params)
-        _, signature = self._signature(
-            creds, amz_date, method, path, query, signed_headers, UNSIGNED_PAYLOAD
+        _, signatures = self._signatures(
+            creds, amz_date, method, paths, query, signed_headers, UNSIGNED_PAYLOAD
         )
-        return f"{query}&X-Amz-Signature={signature}"
+        return [f"{query}&X-Amz-Signature={signature}" for signature in signatures]
 
     def sign_headers(
         self,
