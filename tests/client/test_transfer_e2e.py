@@ -11,14 +11,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
 
+from robosync.client.api import Api
+from robosync.client.progress import NoProgress
 from robosync.client.scan import TEMP_PREFIX
-from robosync.client.transfer import TEE_COPIES
+from robosync.client.transfer import TEE_COPIES, Cancelled, DownloadTarget, Transfer
 from robosync.digest import BLOCK_SIZE, digest_bytes
 from robosync.errors import IntegrityError
 from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name, sha
@@ -169,3 +172,47 @@ def test_clone_of_a_corrupted_blob_fails_clearly_without_partial_file(
     assert out.stderr.startswith("robosync: error: cam/bad.png: the bytes received do not match")
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (r3.root / "clone" / "cam" / "bad.png").exists()
+
+
+class StopAfter(NoProgress):
+    """Progress that asks the transfer to stop once ``files`` files are written."""
+
+    def __init__(self, files: int, stop: threading.Event) -> None:
+        self.left, self.stop = files, stop
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        """Count written files; set ``stop`` at the limit."""
+        self.left -= files
+        if self.left <= 0:
+            self.stop.set()
+
+
+def test_a_stop_in_the_middle_of_small_downloads_reports_every_file_written(
+    proxied: ProxiedServer, tmp_path: Path
+):
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    images = {f"img{i:02d}.png": os.urandom(20_000 + i) for i in range(60)}
+    name = project_name()
+    with r1.init(name) as p:
+        for rel, data in images.items():
+            p.save_image(rel, data)
+        p.push()
+        project_id = p.config.project_id
+    api = Api(proxied.server.url, r1.token)
+    with api.manifest(project_id) as (_, entries):
+        targets = [DownloadTarget(e.path, e.digest, e.size) for e in entries]
+    stop = threading.Event()
+    transfer = Transfer(api, jobs=4, progress=StopAfter(5, stop), cancel=stop)
+    root = tmp_path / "partial"
+    root.mkdir()
+    try:
+        written, errors = transfer.download(project_id, root, targets, lambda _: None)
+    finally:
+        transfer.close()
+        api.close()
+    assert any(isinstance(e, Cancelled) for e in errors)
+    on_disk = {str(f.relative_to(root)) for f in root.rglob("*") if f.is_file()}
+    # What the stop left unwritten is absent; everything written is reported, whole.
+    assert on_disk == {w.path for w in written}
+    assert 5 <= len(written) < len(images)
+    assert all(sha(images[w.path]) == folder_digests(root)[w.path] for w in written)

@@ -635,9 +635,16 @@ class Transfer:
                     errors.append(e)
 
             requests = [(url, group[0].size) for url, group in fetches]
-            again = self.fetch_loop.fetch(requests, on_body, self._check_stop)
+            try:
+                again = self.fetch_loop.fetch(requests, on_body, self._check_stop)
+            except Exception as e:  # a stop: what was written is still reported
+                errors.append(e)
+                return written, errors
         rest = [fetches[i] for i in again]
-        runs = [pool.submit(self._fetch_run, root, run) for run in _runs(rest, lambda f: 1)]
+        runs = [
+            pool.submit(self._fetch_run, root, run)
+            for run in _runs(rest, lambda fetch: fetch[1][0].size)
+        ]
         for fut in runs:
             done, failed = fut.result()
             written.extend(done)
