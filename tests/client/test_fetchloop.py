@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from robosync.client.fetchloop import FetchLoop
+from tests.fixtures.tiny_http import read_head
 
 # (request head, number of the connection, number of the request on it) -> the answer's
 # bytes, or None to close the connection without answering; bytes ending in CLOSE are
@@ -43,12 +44,9 @@ class Store:
         with conn, contextlib.suppress(OSError):  # the client may close it any time
             count = 0
             while True:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    piece = conn.recv(65536)
-                    if not piece:
-                        return
-                    head += piece
+                head = read_head(conn)
+                if b"\r\n\r\n" not in head:
+                    return
                 count += 1
                 out = self.answer(head, number, count)
                 if out is None:
