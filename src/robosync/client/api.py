@@ -8,6 +8,7 @@ read: the server is not trusted with the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -275,9 +276,22 @@ class Api:
 
     # --- blobs ------------------------------------------------------------
 
-    def plan_uploads(self, items: list[wire.UploadItem]) -> wire.UploadResponse:
-        """Dedup check and presigned part URLs for up to 1000 blobs."""
-        resp = self._call("POST", "/uploads", "plan uploads", body={"items": items})
+    def plan_uploads(
+        self, items: list[wire.UploadItem], *, early: bool = False
+    ) -> wire.UploadResponse:
+        """Dedup check and presigned part URLs for up to 1000 blobs.
+
+        ``early``: asked ahead of need, so a refusal for too many uploads in flight
+        is raised at once (:class:`~robosync.errors.RateLimited`) instead of waited out.
+        """
+        body = {"items": items}
+        if not early:
+            resp = self._call("POST", "/uploads", "plan uploads", body=body)
+        else:
+            impatient = dataclasses.replace(self.retrying, rate_limited_wait=0.0)
+            resp = impatient.call(
+                lambda: self._send_once("POST", "/uploads", body=body), "plan uploads"
+            )
         return checked_answer(wire.UploadResponse, resp.content)
 
     def complete_uploads(self, items: list[wire.CompleteItem]) -> wire.CompleteResponse:

@@ -47,7 +47,7 @@ from robosync.client.leftout import (
     still_as_hashed,
 )
 from robosync.client.progress import NoProgress, Progress
-from robosync.client.retry import Retrying
+from robosync.client.retry import Retrying, is_rate_limited
 from robosync.client.trust import UntrustedAnswer, checked_links
 from robosync.digest import BlockVerifier
 from robosync.errors import Forbidden, IntegrityError, RobosyncError
@@ -292,29 +292,72 @@ class Transfer:
             with (
                 ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-up") as pool,
                 ThreadPoolExecutor(_COMPLETERS, thread_name_prefix="robosync-done") as completers,
+                ThreadPoolExecutor(1, thread_name_prefix="robosync-plan") as planner,
             ):
-                for batch in batched(unique, BATCH):
-                    self._upload_batch(pool, completers, batch, troubled)
+                workers = (pool, completers, planner)
+                self._upload_batches(workers, list(batched(unique, BATCH)), troubled)
                 # Blobs whose upload lost a race (another user stored the same
                 # blob at the same moment): planned again, they upload as a proof.
                 again, self._lost_races = self._lost_races, None
-                for batch in batched([s for s in unique if s.digest in (again or ())], BATCH):
-                    self._upload_batch(pool, completers, batch, troubled)
+                lost = [s for s in unique if s.digest in (again or ())]
+                self._upload_batches(workers, list(batched(lost, BATCH)), troubled)
         finally:
             self.progress.finish()
         return troubled
+
+    def _upload_batches(
+        self,
+        workers: tuple[ThreadPoolExecutor, ThreadPoolExecutor, ThreadPoolExecutor],
+        batches: list[list[UploadSource]],
+        troubled: dict[str, str],
+    ) -> None:
+        """Upload batch after batch, every blob completed when this returns.
+
+        Once a batch's PUTs are under way and the batch before it is completed, the
+        next batch's plan is asked for early, so that it is at hand when the PUTs end
+        (waiting for it and for the last completions left nothing in flight for
+        150-330 ms per batch of small images). The server caps the uploads a user
+        has in flight; if the early ask is over that cap, the batch is planned the
+        usual way once this one is completed, when nothing is in flight.
+        """
+        pool, completers, planner = workers
+        completing: list[Future[None]] = []
+        plan: Future[wire.UploadResponse] | None = None
+        for i, batch in enumerate(batches):
+            try:
+                plans = plan.result() if plan is not None else self._plan(batch)
+            except RobosyncError as e:
+                if not is_rate_limited(e):
+                    raise
+                _wait_all(completing)
+                plans = self._plan(batch)
+            before, following = completing, batches[i + 1] if i + 1 < len(batches) else None
+
+            def started(before: list[Future[None]] = before, following=following) -> None:
+                nonlocal plan
+                _wait_all(before)  # their uploads no longer count as in flight
+                plan = planner.submit(self._plan, following, True) if following else None
+
+            plan = None
+            completing = self._upload_batch(pool, completers, batch, plans, troubled, started)
+        _wait_all(completing)
+
+    def _plan(self, batch: list[UploadSource], early: bool = False) -> wire.UploadResponse:
+        items = [wire.UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
+        return self.api.plan_uploads(items, early=early)
 
     def _upload_batch(
         self,
         pool: ThreadPoolExecutor,
         completers: ThreadPoolExecutor,
         batch: list[UploadSource],
+        plans: wire.UploadResponse,
         troubled: dict[str, str],
-    ) -> None:
+        started: Callable[[], None],
+    ) -> list[Future[None]]:
+        """PUT what ``plans`` says is missing; ``started`` runs once every PUT is queued.
+        Completions are started as blobs finish and returned still running."""
         by_digest = {s.digest: s for s in batch}
-        plans = self.api.plan_uploads(
-            [wire.UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
-        )
         etags: dict[str, dict[int, str]] = defaultdict(dict)
         remaining: dict[str, int] = {}
         upload_ids: dict[str, str | None] = {}
@@ -358,6 +401,7 @@ class Transfer:
         completing: list[Future[None]] = []
         last_complete = time.monotonic()
         try:
+            started()
             for _ in range(len(futures)):
                 fut = self._next_done(finished)
                 if all(d in troubled for d in futures[fut]):
@@ -388,8 +432,7 @@ class Transfer:
             raise
         if ready:
             completing.append(completers.submit(self._complete, ready, by_digest))
-        for done_batch in completing:
-            done_batch.result()
+        return completing
 
     def _put_done(
         self,
@@ -825,6 +868,12 @@ class Transfer:
             dirs, self._written_dirs = self._written_dirs, set()
         for d in dirs:
             _fsync_dir(root / d)
+
+
+def _wait_all(futures: list[Future[None]]) -> None:
+    """Wait for every one of ``futures``; the first failure is raised."""
+    for fut in futures:
+        fut.result()
 
 
 def _filled(
