@@ -153,8 +153,10 @@ class Api:
             raise error_of(resp)
         return resp
 
-    def _call(self, method: str, url: str, what: str, **kw: Any) -> Answer:
-        return self.retrying.call(
+    def _call(
+        self, method: str, url: str, what: str, *, retrying: Retrying | None = None, **kw: Any
+    ) -> Answer:
+        return (retrying or self.retrying).call(
             lambda: self._send_once(method, url, **kw), what, first_contact=not self.reached
         )
 
@@ -284,14 +286,9 @@ class Api:
         ``early``: asked ahead of need, so a refusal for too many uploads in flight
         is raised at once (:class:`~robosync.errors.RateLimited`) instead of waited out.
         """
+        impatient = dataclasses.replace(self.retrying, rate_limited_wait=0.0) if early else None
         body = {"items": items}
-        if not early:
-            resp = self._call("POST", "/uploads", "plan uploads", body=body)
-        else:
-            impatient = dataclasses.replace(self.retrying, rate_limited_wait=0.0)
-            resp = impatient.call(
-                lambda: self._send_once("POST", "/uploads", body=body), "plan uploads"
-            )
+        resp = self._call("POST", "/uploads", "plan uploads", retrying=impatient, body=body)
         return checked_answer(wire.UploadResponse, resp.content)
 
     def complete_uploads(self, items: list[wire.CompleteItem]) -> wire.CompleteResponse:

@@ -21,8 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from robosync.httpwire import split_url
+from urllib.parse import urlsplit
 
 # Room for the answer's head on top of the body (SeaweedFS and S3 send under 1 KiB).
 HEAD_ROOM = 4096
@@ -71,12 +70,13 @@ class FetchLoop:
         left: list[int] = []
         by_origin: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
         for i, (url, _) in enumerate(requests):
-            (scheme, host, port), target = split_url(url)
-            netloc = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
-            if scheme != "http" or "@" in netloc or not host:
+            parts = urlsplit(url)
+            if parts.scheme != "http" or "@" in parts.netloc or not parts.hostname:
                 left.append(i)
-            else:
-                by_origin.setdefault((host, port, netloc), []).append((i, target))
+                continue
+            origin = (parts.hostname, parts.port or 80, parts.netloc)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            by_origin.setdefault(origin, []).append((i, target))
         for (host, port, netloc), todo in by_origin.items():
             left += self._fetch_origin((host, port), netloc, todo, requests, on_body, between)
         return sorted(left)

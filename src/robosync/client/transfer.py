@@ -333,7 +333,10 @@ class Transfer:
                 plans = self._plan(batch)
             before, following = completing, batches[i + 1] if i + 1 < len(batches) else None
 
-            def started(before: list[Future[None]] = before, following=following) -> None:
+            def started(
+                before: list[Future[None]] = before,
+                following: list[UploadSource] | None = following,
+            ) -> None:
                 nonlocal plan
                 _wait_all(before)  # their uploads no longer count as in flight
                 plan = planner.submit(self._plan, following, True) if following else None
@@ -611,13 +614,14 @@ class Transfer:
                         errors.append(e)
                         continue
                     fetches = [(link.url, groups[link.digest]) for link in links]
-                    looped = [f for f in fetches if self._loops(*f)]
+                    looped: list[tuple[str, list[DownloadTarget]]] = []
+                    rest: list[tuple[str, list[DownloadTarget]]] = []
+                    for fetch in fetches:
+                        (looped if self._loops(*fetch) else rest).append(fetch)
                     if looped:
                         futures.append(looper.submit(self._fetch_looped, root, looped, pool))
-                    if len(looped) < len(fetches):
-                        rest = [f for f in fetches if not self._loops(*f)]
-                        for run in _runs(rest, lambda fetch: fetch[1][0].size):
-                            futures.append(pool.submit(self._fetch_run, root, run))
+                    for run in _runs(rest, lambda fetch: fetch[1][0].size):
+                        futures.append(pool.submit(self._fetch_run, root, run))
                 for fut in futures:
                     try:
                         done, failed = fut.result()
