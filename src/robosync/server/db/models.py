@@ -325,7 +325,7 @@ class Upload(Base):
     __tablename__ = "uploads"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), index=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     upload_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # None: single PUT
     # Set for a proof-of-possession upload (the blob is already stored): the
     # staging key (``proofs/<token>``) the caller uploads to instead of the blob's key.
@@ -337,6 +337,19 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (
+        # A user's open uploads, by digest: planning, completing and counting uploads in
+        # flight read only these, never the completed rows kept until they expire. (Every
+        # query by user is of open uploads; an index of all a user's rows misled SQLite.)
+        Index(
+            "ix_uploads_open_user_digest",
+            "user_id",
+            "digest",
+            sqlite_where=text("completed_at IS NULL"),
+            postgresql_where=text("completed_at IS NULL"),
+        ),
+    )
 
 
 class Possession(Base):
