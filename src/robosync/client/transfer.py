@@ -66,7 +66,10 @@ _CHUNK = 1024 * 1024
 # Each download thread reads into one reused buffer of this size (16 jobs:
 # 16 MiB); larger reads cost fewer Python round trips per byte.
 _DOWNLOAD_CHUNK = 1024 * 1024
-_COMPLETE_EVERY = 100
+# Finished blobs are completed a plan's worth at a time (or every 2 s): each call costs
+# the API its transactions whatever its size (per push of 10,000 small images its CPU
+# went from 5.3-5.9 s at 100 per call to 4.2-4.6 s).
+_COMPLETE_EVERY = BATCH
 DURABLE_EVERY_FILES = 1000
 DURABLE_EVERY_BYTES = 1 << 30
 # A downloaded file at least this large has its writeback started at once: for 8 MiB
