@@ -1,4 +1,4 @@
-"""The object store's own CPU per request: a PUT with a signed checksum, a plain PUT, a HEAD.
+"""The store's own CPU per request: PUT with a signed checksum or without, HEAD, GET two ways.
 
 What a small-file upload costs the store bounds how fast any tool can upload many
 small files through it: robosync PUTs each blob with ``x-amz-checksum-sha256``
@@ -47,13 +47,25 @@ class Prober:
         self.bodies = [os.urandom(size) for _ in range(count)]
         self._local = threading.local()
 
-    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> None:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        in_headers: bool = False,
+    ) -> None:
+        """Send one request signed in its query (presigned), or in its headers."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = http.client.HTTPConnection(self.host, self.port)
         signed = {k: v for k, v in headers.items() if k != "Content-Length"}
-        query = self.signer.presign(self.creds, method, self.netloc, path, [], signed, 3600)
-        conn.request(method, f"{path}?{query}", body=body, headers=headers)
+        if in_headers:
+            headers = self.signer.sign_headers(self.creds, method, self.netloc, path, [], signed)
+            conn.request(method, path, body=body, headers=headers)
+        else:
+            query = self.signer.presign(self.creds, method, self.netloc, path, [], signed, 3600)
+            conn.request(method, f"{path}?{query}", body=body, headers=headers)
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
@@ -74,6 +86,14 @@ class Prober:
     def head(self, i: int) -> None:
         """A HEAD of a blob the checked PUT stored (the server's proof at completion)."""
         self._send("HEAD", f"/{self.bucket}/blobs/{i:07}", None, {})
+
+    def get_presigned(self, i: int) -> None:
+        """A GET of a stored blob by a presigned URL (what a robot's clone sends)."""
+        self._send("GET", f"/{self.bucket}/blobs/{i:07}", None, {})
+
+    def get_signed(self, i: int) -> None:
+        """A GET of a stored blob signed in its headers (what the peer tools send)."""
+        self._send("GET", f"/{self.bucket}/blobs/{i:07}", None, {}, in_headers=True)
 
 
 def store_ms_per_request(pid: int, fn: Callable[[int], None], count: int, threads: int) -> float:
@@ -101,6 +121,8 @@ def main() -> None:
                 ("PUT, signed checksum", probe.put_checked),
                 ("PUT, no checksum", probe.put_plain),
                 ("HEAD", probe.head),
+                ("GET, presigned", probe.get_presigned),
+                ("GET, signed in headers", probe.get_signed),
             ):
                 ms = store_ms_per_request(s3.pid, fn, a.requests, a.threads)
                 results.setdefault(name, []).append(ms)

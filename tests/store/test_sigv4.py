@@ -99,3 +99,26 @@ def test_urls_signed_together_are_the_urls_signed_one_by_one() -> None:
     together = signer.presign_many(CREDS, "GET", "h:1", paths, [], {}, 900, now=NOW)
     assert together == [signer.presign(CREDS, "GET", "h:1", p, [], {}, 900, now=NOW) for p in paths]
     assert len(set(together)) == 3
+
+
+def test_puts_signed_together_are_the_puts_signed_one_by_one() -> None:
+    signer = SigV4Signer("eu-west-3")
+    puts = [
+        ("/bkt/blobs/ab12", {"x-amz-checksum-sha256": "q83vEjRWeJA=", "content-length": "5"}),
+        ("/bkt/blobs/cd34", {"x-amz-checksum-sha256": "3q2+7w==", "content-length": "32768"}),
+        ("/bkt/proofs/ef 56", {"x-amz-checksum-sha256": "AAAA", "content-length": "1"}),
+    ]
+    together = signer.presign_each(CREDS, "PUT", "h:1", puts, [], 900, now=NOW)
+    one_by_one = [signer.presign(CREDS, "PUT", "h:1", p, [], h, 900, now=NOW) for p, h in puts]
+    assert together == one_by_one
+    assert len(set(together)) == 3
+
+
+def test_puts_signed_together_must_sign_the_same_headers() -> None:
+    signer = SigV4Signer("eu-west-3")
+    puts = [
+        ("/bkt/blobs/ab12", {"x-amz-checksum-sha256": "q83vEjRWeJA=", "content-length": "5"}),
+        ("/bkt/blobs/cd34", {"content-length": "5"}),
+    ]
+    with pytest.raises(ValueError, match="same header names"):
+        signer.presign_each(CREDS, "PUT", "h:1", puts, [], 900, now=NOW)

@@ -126,18 +126,28 @@ def plan_uploads(
             policy.inflight_cap.check(inflight, len(new))
     plans: dict[str, UploadPlan] = {}
     new_rows: list[dict[str, object]] = []
+    singles: dict[str, tuple[UploadItem, str]] = {}  # new one-PUT uploads, signed together
     for item in items:
-        if item.digest in plans:
+        if item.digest in plans or item.digest in singles:
             continue
         if item.digest in present:
             plans[item.digest] = UploadPlan(digest=item.digest, status="present")
             continue
-        plan, row = _plan_one(
-            store, who, item, open_uploads.get(item.digest), policy, item.digest in proving
-        )
+        existing = open_uploads.get(item.digest)
+        if existing is None and len(item.blocks) == 1:
+            proof = item.digest in proving
+            key = staging_key() if proof else blob_key(item.digest)
+            singles[item.digest] = (item, key)
+            new_rows.append(_upload_row(who, item, None, key if proof else None, policy))
+            continue
+        plan, row = _plan_one(store, who, item, existing, policy, item.digest in proving)
         plans[item.digest] = plan
         if row is not None:
             new_rows.append(row)
+    signed = store.presign_puts([(k, _b64(i.blocks[0]), i.size) for i, k in singles.values()])
+    for (item, _), req in zip(singles.values(), signed, strict=True):
+        part = PresignedPart(number=1, offset=0, size=item.size, url=req.url, headers=req.headers)
+        plans[item.digest] = UploadPlan(digest=item.digest, status="upload", parts=[part])
     with db.writing() as session:
         ensure_pending(session, {i.digest: i.size for i in items if i.digest not in stored})
         touch_used(session, stored)

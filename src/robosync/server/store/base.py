@@ -51,6 +51,10 @@ class BlobStore(Protocol):
         """A single PUT of a one-block object whose body must hash to ``checksum_b64``."""
         ...
 
+    def presign_puts(self, puts: list[tuple[str, str, int]]) -> list[PresignedRequest]:
+        """:meth:`presign_put` of each ``(key, checksum_b64, size)``, signed together."""
+        ...
+
     def create_multipart(self, key: str) -> str:
         """Start a multipart upload with SHA-256 checksums; return its upload id."""
         ...

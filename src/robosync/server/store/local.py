@@ -266,6 +266,10 @@ class LocalStore:
         url = self._signed_url(f"{OBJECT_ROUTE}/{key}", "PUT", key, checksum_b64, str(size))
         return PresignedRequest(url, {CHECKSUM_HEADER: checksum_b64})
 
+    def presign_puts(self, puts: list[tuple[str, str, int]]) -> list[PresignedRequest]:
+        """:meth:`presign_put` of each ``(key, checksum_b64, size)``."""
+        return [self.presign_put(key, checksum, size) for key, checksum, size in puts]
+
     def create_multipart(self, key: str) -> str:
         """Start a multipart upload; return its upload id."""
         _digest_of_key(key)

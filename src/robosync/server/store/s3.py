@@ -180,6 +180,27 @@ class S3Store:
         url = self._presign("PUT", key, headers=headers)
         return PresignedRequest(url, {CHECKSUM_HEADER: checksum_b64})
 
+    def presign_puts(self, puts: list[tuple[str, str, int]]) -> list[PresignedRequest]:
+        """:meth:`presign_put` of each ``(key, checksum_b64, size)``, signed together (one
+        date, one query: only the paths and the headers' values differ)."""
+        address = self._public_address
+        paths = [address.path(key) for key, _, _ in puts]
+        headers = [
+            {CHECKSUM_HEADER: checksum, "content-length": str(size)} for _, checksum, size in puts
+        ]
+        queries = self._signer.presign_each(
+            self._credentials(),
+            "PUT",
+            address.host,
+            list(zip(paths, headers, strict=True)),
+            [],
+            self.expiry_seconds,
+        )
+        return [
+            PresignedRequest(address.url(uri_path(path), query), {CHECKSUM_HEADER: checksum})
+            for path, query, (_, checksum, _) in zip(paths, queries, puts, strict=True)
+        ]
+
     def create_multipart(self, key: str) -> str:
         """Start a multipart upload with COMPOSITE SHA-256 checksums; return its upload id."""
         try:

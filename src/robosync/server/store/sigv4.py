@@ -75,7 +75,7 @@ class SigV4Signer:
     ) -> tuple[str, str]:
         """(signed header names, hex signature) of one canonical request."""
         signed, (signature,) = self._signatures(
-            creds, amz_date, method, [path], query, headers, payload_hash
+            creds, amz_date, method, [(path, headers)], query, payload_hash
         )
         return signed, signature
 
@@ -84,21 +84,25 @@ class SigV4Signer:
         creds: Credentials,
         amz_date: str,
         method: str,
-        paths: list[str],
+        requests: list[tuple[str, dict[str, str]]],
         query: str,
-        headers: dict[str, str],
         payload_hash: str,
     ) -> tuple[str, list[str]]:
-        """(signed header names, hex signature of each path) of canonical requests that
-        differ only by their path."""
-        names = sorted(headers)
-        canonical_headers = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
+        """(signed header names, hex signature of each ``(path, headers)``) of canonical
+        requests alike but for their paths and their headers' values (same names)."""
+        names = sorted(requests[0][1])
         signed = ";".join(names)
-        rest = f"\n{query}\n{canonical_headers}\n{signed}\n{payload_hash}"
+        tail = f"\n{signed}\n{payload_hash}"
         head = f"{ALGORITHM}\n{amz_date}\n{self._scope(amz_date[:8])}\n"
         key = self._signing_key(creds.secret_key, amz_date[:8])
         signatures = []
-        for path in paths:
+        rest = ""
+        last: dict[str, str] | None = None
+        for path, headers in requests:
+            if headers is not last:  # requests sharing one dict share this part
+                canonical = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
+                rest = f"\n{query}\n{canonical}{tail}"
+                last = headers
             request = f"{method}\n{uri_encode(path, safe='/-_.~')}{rest}"
             to_sign = head + hashlib.sha256(request.encode()).hexdigest()
             signatures.append(hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest())
@@ -131,22 +135,51 @@ class SigV4Signer:
     ) -> list[str]:
         """The query string of a presigned URL for each of ``paths``, alike but for the
         path: the date, the query and the headers' part are made once, not per URL."""
+        shared = _with_host(host, headers)
+        return self._presign_all(creds, method, [(p, shared) for p in paths], params, expires, now)
+
+    def presign_each(
+        self,
+        creds: Credentials,
+        method: str,
+        host: str,
+        requests: list[tuple[str, dict[str, str]]],
+        params: list[tuple[str, str]],
+        expires: int,
+        now: datetime | None = None,
+    ) -> list[str]:
+        """The query string of a presigned URL for each ``(path, headers)``: the headers
+        of every request have the same names (their values may differ), so the date and
+        the query, which names them, are made once."""
+        lowered = [(path, _with_host(host, headers)) for path, headers in requests]
+        names = sorted(lowered[0][1]) if lowered else []
+        if any(sorted(headers) != names for _, headers in lowered):
+            raise ValueError("presign_each: every request must sign the same header names")
+        return self._presign_all(creds, method, lowered, params, expires, now)
+
+    def _presign_all(
+        self,
+        creds: Credentials,
+        method: str,
+        requests: list[tuple[str, dict[str, str]]],
+        params: list[tuple[str, str]],
+        expires: int,
+        now: datetime | None,
+    ) -> list[str]:
+        if not requests:
+            return []
         amz_date = _amz_date(now)
-        signed_headers = {"host": host, **{k.lower(): v for k, v in headers.items()}}
         auth = [
             ("X-Amz-Algorithm", ALGORITHM),
             ("X-Amz-Credential", f"{creds.access_key}/{self._scope(amz_date[:8])}"),
             ("X-Amz-Date", amz_date),
             ("X-Amz-Expires", str(expires)),
-            ("X-Amz-SignedHeaders", ";".join(sorted(signed_headers))),
+            ("X-Amz-SignedHeaders", ";".join(sorted(requests[0][1]))),
         ]
         if creds.token:
             auth.append(("X-Amz-Security-Token", creds.token))
-        all_params = [*params, *auth]
-        query = canonical_query(all_params)
-        _, signatures = self._signatures(
-            creds, amz_date, method, paths, query, signed_headers, UNSIGNED_PAYLOAD
-        )
+        query = canonical_query([*params, *auth])
+        _, signatures = self._signatures(creds, amz_date, method, requests, query, UNSIGNED_PAYLOAD)
         return [f"{query}&X-Amz-Signature={signature}" for signature in signatures]
 
     def sign_headers(
@@ -176,6 +209,11 @@ class SigV4Signer:
         )
         del all_headers["host"]  # the HTTP client sends it from the URL
         return all_headers
+
+
+def _with_host(host: str, headers: dict[str, str]) -> dict[str, str]:
+    """The headers a presigned request signs: ``host`` and ``headers``, names lowered."""
+    return {"host": host, **{k.lower(): v for k, v in headers.items()}}
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
