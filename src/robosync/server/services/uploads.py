@@ -134,6 +134,8 @@ def plan_uploads(
             plans[item.digest] = UploadPlan(digest=item.digest, status="present")
             continue
         existing = open_uploads.get(item.digest)
+        if existing is not None and not _resumes(existing, item):
+            existing = None
         if existing is None and len(item.blocks) == 1:
             proof = item.digest in proving
             key = staging_key() if proof else blob_key(item.digest)
@@ -181,6 +183,11 @@ def staging_key() -> str:
     return f"proofs/{secrets.token_hex(16)}"
 
 
+def _resumes(upload: Upload, item: UploadItem) -> bool:
+    """Whether an open upload session is of this item's very blocks (else a new one)."""
+    return (upload.size, upload.blocks) == (item.size, "".join(item.blocks))
+
+
 def _single_put_stored(store: BlobStore, key: str, item: UploadItem) -> bool:
     """Whether ``key`` already holds this one-block item, by the store's own checksum."""
     info = store.head(key)
@@ -197,9 +204,6 @@ def _plan_one(
     policy: UploadPolicy,
     proving: bool,
 ) -> tuple[UploadPlan, dict[str, object] | None]:
-    blocks = "".join(item.blocks)
-    if existing is not None and (existing.size, existing.blocks) != (item.size, blocks):
-        existing = None
     if existing is not None:
         key = existing.staging_key or blob_key(item.digest)
     else:
@@ -208,9 +212,11 @@ def _plan_one(
     layout = block_layout(item.size)
     try:
         if len(layout) == 1:
-            if existing is not None and _single_put_stored(store, key, item):
-                # A resumed push: the store took this PUT before the robot could
-                # complete it (e.g. the store went down); completion will verify it.
+            # A resumed single PUT (new ones are signed together by plan_uploads).
+            assert existing is not None
+            if _single_put_stored(store, key, item):
+                # The store took this PUT before the robot could complete it (e.g.
+                # the store went down); completion will verify it.
                 part = PresignedPart(
                     number=1, offset=0, size=item.size, url="", headers={}, done=True
                 )
@@ -219,8 +225,7 @@ def _plan_one(
                 part = PresignedPart(
                     number=1, offset=0, size=item.size, url=req.url, headers=req.headers
                 )
-            row = None if existing is not None else _upload_row(who, item, None, staging, policy)
-            return UploadPlan(digest=item.digest, status="upload", parts=[part]), row
+            return UploadPlan(digest=item.digest, status="upload", parts=[part]), None
         done: dict[int, StoredPart] = {}
         row = None
         if existing is not None and existing.upload_id is not None:
