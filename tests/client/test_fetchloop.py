@@ -1,9 +1,12 @@
-"""The one-thread fetch of small blobs: plain answers are handed over, connections kept;
-whatever else the store does is handed back for the usual path to retry or report."""
+"""The one-thread fetch (and send) of small blobs: plain answers are handed over,
+connections kept; whatever else the store does is handed back for the usual path to retry
+or report."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
 import threading
 import time
@@ -22,11 +25,13 @@ CLOSE = b"<close>"
 
 
 class Store:
-    """A raw HTTP server, a thread per connection, that counts the connections it took."""
+    """A raw HTTP server, a thread per connection, that counts the connections it took
+    and keeps each request's head and body."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.accepted = 0
+        self.received: list[tuple[bytes, bytes]] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -47,6 +52,15 @@ class Store:
                 head = read_head(conn)
                 if b"\r\n\r\n" not in head:
                     return
+                head, _, body = head.partition(b"\r\n\r\n")
+                head += b"\r\n\r\n"
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                while length and len(body) < int(length.group(1)):
+                    piece = conn.recv(65536)
+                    if not piece:
+                        return
+                    body += piece
+                self.received.append((head, body))
                 count += 1
                 out = self.answer(head, number, count)
                 if out is None:
@@ -201,3 +215,89 @@ def test_a_stop_ends_the_fetch(store):
     finally:
         loop.close()
     assert 1 <= len(got) < 50
+
+
+# --- PUTs -------------------------------------------------------------------------
+
+
+def put_all(
+    loop: FetchLoop, urls: list[str], bodies: list[bytes | None], headers: dict[str, str]
+) -> tuple[list[int], list[int]]:
+    """The indexes answered plainly, and those handed back."""
+    done: list[int] = []
+    again = loop.put([(u, headers) for u in urls], bodies.__getitem__, done.append, lambda: None)
+    return sorted(done), again
+
+
+def test_puts_send_their_headers_and_bodies_on_kept_connections(store):
+    s = store(lambda _h, _n, _c: b"HTTP/1.1 200 OK\r\nETag: x\r\nContent-Length: 0\r\n\r\n")
+    loop = FetchLoop(4, timeout=5)
+    # 200 KiB: more than a fresh connection's send buffer takes at once.
+    bodies: list[bytes | None] = [os.urandom(200 * 1024) for _ in range(12)]
+    urls = [f"{s.url}/blobs/{i:02d}?X-Amz-Signature=x" for i in range(12)]
+    try:
+        done, again = put_all(loop, urls, bodies, {"x-amz-checksum-sha256": "q83v+w=="})
+    finally:
+        loop.close()
+    assert (done, again) == (list(range(12)), [])
+    assert s.accepted == 4
+    sent = {path_of(head): (head, body) for head, body in s.received}
+    for i, body in enumerate(bodies):
+        head, received = sent[f"/blobs/{i:02d}?X-Amz-Signature=x"]
+        assert received == body
+        assert head.startswith(b"PUT ")
+        assert b"\r\nx-amz-checksum-sha256: q83v+w==\r\n" in head
+        assert b"\r\nContent-Length: 204800\r\n" in head
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 9\r\n\r\nBadDigest",
+        b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" + CLOSE,
+        b"HTTP/1.1 200 OK\r\n" + CLOSE,
+    ],
+    ids=["400", "503", "chunked", "closing", "cut"],
+)
+def test_put_answers_it_does_not_read_plainly_are_handed_back(store, answer: bytes):
+    plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    s = store(lambda head, _n, _c: answer if "/bad/" in path_of(head) else plain)
+    loop = FetchLoop(2, timeout=5)
+    urls = [f"{s.url}/{'bad' if i in (2, 5) else 'good'}/{i}" for i in range(8)]
+    try:
+        done, again = put_all(loop, urls, [b"bytes"] * 8, {})
+    finally:
+        loop.close()
+    assert again == [2, 5]
+    assert done == [0, 1, 3, 4, 6, 7]
+
+
+def test_a_withdrawn_put_is_not_sent_nor_handed_back(store):
+    s = store(lambda _h, _n, _c: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    loop = FetchLoop(2, timeout=5)
+    try:
+        done, again = put_all(
+            loop, [f"{s.url}/{i}" for i in range(4)], [b"a", None, b"c", b"d"], {}
+        )
+    finally:
+        loop.close()
+    assert (done, again) == ([0, 2, 3], [])
+    assert sorted(path_of(head) for head, _ in s.received) == ["/0", "/2", "/3"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"x-amz-meta": "a\r\nInjected: yes"}, {"bad name": "v"}, {"x-amz-meta": "caf\u00e9"}],
+    ids=["line break", "space in name", "not ascii"],
+)
+def test_headers_it_will_not_write_are_handed_back_unsent(store, headers: dict[str, str]):
+    s = store(lambda _h, _n, _c: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    loop = FetchLoop(2, timeout=5)
+    try:
+        done, again = put_all(loop, [f"{s.url}/a", f"{s.url}/b"], [b"a", b"b"], headers)
+    finally:
+        loop.close()
+    assert (done, again) == ([], [0, 1])
+    assert s.received == []

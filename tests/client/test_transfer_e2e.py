@@ -19,9 +19,17 @@ import boto3
 import pytest
 
 from robosync.client.api import Api
+from robosync.client.fetchloop import FetchLoop
+from robosync.client.leftout import Stamp
 from robosync.client.progress import NoProgress
 from robosync.client.scan import TEMP_PREFIX
-from robosync.client.transfer import TEE_COPIES, Cancelled, DownloadTarget, Transfer
+from robosync.client.transfer import (
+    TEE_COPIES,
+    Cancelled,
+    DownloadTarget,
+    Transfer,
+    UploadSource,
+)
 from robosync.digest import BLOCK_SIZE, digest_bytes
 from robosync.errors import IntegrityError
 from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name, sha
@@ -216,3 +224,103 @@ def test_a_stop_in_the_middle_of_small_downloads_reports_every_file_written(
     assert on_disk == {w.path for w in written}
     assert 5 <= len(written) < len(images)
     assert all(sha(images[w.path]) == folder_digests(root)[w.path] for w in written)
+
+
+def test_small_images_sent_from_one_thread_leave_out_only_the_files_that_changed(
+    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    with r1.init(project_name()):
+        pass
+    folder = tmp_path / "small"
+    folder.mkdir()
+    images = {f"img{i:02d}.png": os.urandom(20_000 + i) for i in range(30)}
+    sources = []
+    for rel, data in images.items():
+        (folder / rel).write_bytes(data)
+        d = digest_bytes(data)
+        blocks = [b.sha256.hex() for b in d.blocks]
+        stamp = Stamp.of(os.stat(folder / rel))
+        sources.append(UploadSource(d.digest, d.size, blocks, folder / rel, stamp))
+    # After the scan: new bytes under the same stamp (only the store can tell), a
+    # deletion, and a rewrite that moves the stamp.
+    same = folder / "img03.png"
+    st = same.stat()
+    same.write_bytes(os.urandom(st.st_size))
+    os.utime(same, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (folder / "img05.png").unlink()
+    (folder / "img07.png").write_bytes(b"shorter")
+    sent_by_loop: list[int] = []
+    real_put = FetchLoop.put
+
+    def counting_put(loop, requests, body, on_done, between):  # type: ignore[no-untyped-def]
+        sent_by_loop.append(len(requests))
+        return real_put(loop, requests, body, on_done, between)
+
+    monkeypatch.setattr(FetchLoop, "put", counting_put)
+    proxied.proxy.reset()
+    api = Api(proxied.server.url, r1.token)
+    transfer = Transfer(api, jobs=4)
+    try:
+        troubled = transfer.upload(sources)
+    finally:
+        transfer.close()
+        api.close()
+    assert sent_by_loop == [30]
+    by_name = {s.file.name: s.digest for s in sources}
+    assert troubled == {
+        by_name["img03.png"]: (
+            "changed while it was uploaded (the store refused its bytes: BadDigest)"
+        ),
+        by_name["img05.png"]: "deleted during the push",
+        by_name["img07.png"]: "changed before it was uploaded (size or mtime moved)",
+    }
+    # Every other image was taken once; the rewritten one was refused on the loop and
+    # once more on the usual path, which gave the reason.
+    accepted = [e.target.split("?")[0] for e in proxied.proxy.puts(accepted=True)]
+    assert len(accepted) == len(set(accepted)) == 27
+    refused = [e for e in proxied.proxy.puts() if e.status == 400]
+    assert len(refused) == 2
+
+
+def test_a_stop_in_the_middle_of_small_uploads_ends_the_upload(
+    proxied: ProxiedServer, tmp_path: Path
+):
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    sources = []
+    for i in range(200):
+        data = os.urandom(10_000 + i)
+        (folder / f"{i:03d}.png").write_bytes(data)
+        d = digest_bytes(data)
+        sources.append(
+            UploadSource(
+                d.digest, d.size, [b.sha256.hex() for b in d.blocks], folder / f"{i:03d}.png"
+            )
+        )
+    proxied.proxy.reset()
+    proxied.proxy.rate = 200_000  # per connection: ~20 images a second on each
+    stop = threading.Event()
+    api = Api(proxied.server.url, r1.token)
+    transfer = Transfer(api, jobs=2, progress=StopAfter(5, stop), cancel=stop)
+    outcome: list[BaseException | None] = []
+
+    def upload() -> None:
+        try:
+            transfer.upload(sources)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=upload)
+    try:
+        worker.start()
+        worker.join(60)
+    finally:
+        proxied.proxy.rate = None
+        transfer.close()
+        api.close()
+    assert not worker.is_alive(), "the upload did not end after the stop"
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
+    assert 5 <= len(proxied.proxy.puts(accepted=True)) < len(sources)

@@ -1,16 +1,18 @@
-"""Many small GETs from one thread, over kept-alive plain-http connections waited on together.
+"""Many small GETs or PUTs from one thread, over kept-alive plain-http connections waited
+on together.
 
 Why: with one thread per connection, each system call of a small image's download
-(send, receive, create, write, rename, close) hands the GIL to another thread, a futex
-wake and a context switch each; a clone of 10,000 images of 32 KiB spent more CPU on
-that than on its bytes. One thread that waits on every connection at once
-(``selectors``) makes the same requests without it (bench/download.py).
+(send, receive, create, write, rename, close) or upload (open, read, send, receive) hands
+the GIL to another thread, a futex wake and a context switch each; a clone of 10,000
+images of 32 KiB spent more CPU on that than on its bytes. One thread that waits on every
+connection at once (``selectors``) makes the same requests without it
+(bench/download.py, bench/push_cpu.py).
 
 Only the plain case is handled here: an ``http`` URL without user info, answered 200
-with a ``Content-Length`` of the expected size and no other framing. Anything else (an
-error status, a connection that breaks or falls silent, an answer of another shape)
-is handed back to the caller, who fetches it the usual way, with its retries and
-error reports.
+with a ``Content-Length`` (of the expected size, for a GET) and no other framing.
+Anything else (an error status, a connection that breaks or falls silent, an answer of
+another shape) is handed back to the caller, who sends it again the usual way, with its
+retries and error reports.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class _Connection:
     sock: socket.socket
     reused: bool = False  # it answered before: a close before any byte is not a failure
     index: int = -1
-    size: int = 0
+    size: int | None = 0  # of the answer's body; None: any, up to HEAD_LIMIT (a PUT's)
     buf: bytearray | None = None
     got: int = 0
     body_at: int = -1  # where the body starts in ``buf``, once the head is read
@@ -43,8 +45,8 @@ class _Connection:
 
 
 class FetchLoop:
-    """Plain-http GETs of small bodies, up to ``connections`` at once, from the calling
-    thread. Connections are kept between calls of :meth:`fetch` (one thread at a time)."""
+    """Plain-http GETs of small bodies, or PUTs of them, up to ``connections`` at once,
+    from the calling thread. Connections are kept between calls (one thread at a time)."""
 
     def __init__(
         self, connections: int, *, timeout: float = 120.0, connect_timeout: float = 10.0
@@ -67,18 +69,78 @@ class FetchLoop:
         Returns the indexes of the requests not answered that way, for the caller to
         fetch again with its usual path (which reports or retries what went wrong).
         """
+
+        def request(i: int, target: str, netloc: str) -> bytes:
+            return (
+                f"GET {target} HTTP/1.1\r\nHost: {netloc}\r\nAccept-Encoding: identity\r\n\r\n"
+            ).encode("latin-1")
+
+        urls = [url for url, _ in requests]
+        return self._run(urls, request, lambda i: requests[i][1], on_body, between)
+
+    def put(
+        self,
+        requests: Sequence[tuple[str, dict[str, str]]],
+        body: Callable[[int], bytes | None],
+        on_done: Callable[[int], None],
+        between: Callable[[], None],
+    ) -> list[int]:
+        """PUT ``body(i)`` to each ``(url, headers)``; ``on_done(i)`` for every plain 200.
+
+        ``body(i)`` is called just before the request is sent; ``None`` means the caller
+        has dealt with request ``i`` (e.g. its file changed) and it is not sent.
+        ``between`` is as for :meth:`fetch`. Returns the indexes of the requests not
+        answered that way (headers this loop will not write among them), for the
+        caller to send again with its usual path.
+        """
+        refused = [i for i, (_, headers) in enumerate(requests) if not _plain_headers(headers)]
+
+        def request(i: int, target: str, netloc: str) -> bytes | None:
+            data = body(i)
+            if data is None:
+                return None
+            lines = "".join(
+                f"{name}: {value}\r\n"
+                for name, value in requests[i][1].items()
+                if name.lower() != "content-length"
+            )
+            head = (
+                f"PUT {target} HTTP/1.1\r\nHost: {netloc}\r\n{lines}"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            )
+            return head.encode("latin-1") + data
+
+        urls = [url if i not in refused else "" for i, (url, _) in enumerate(requests)]
+        answered = self._run(urls, request, lambda i: None, lambda i, _: on_done(i), between)
+        return sorted(set(answered) | set(refused))
+
+    def _run(
+        self,
+        urls: Sequence[str],
+        request_of: Callable[[int, str, str], bytes | None],
+        size_of: Callable[[int], int | None],
+        on_answer: Callable[[int, memoryview], None],
+        between: Callable[[], None],
+    ) -> list[int]:
         left: list[int] = []
         by_origin: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
-        for i, (url, _) in enumerate(requests):
+        for i, url in enumerate(urls):
             parts = urlsplit(url)
-            if parts.scheme != "http" or "@" in parts.netloc or not parts.hostname:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            if (
+                parts.scheme != "http"
+                or "@" in parts.netloc
+                or not parts.hostname
+                or not _plain_text(target)
+            ):
                 left.append(i)
                 continue
             origin = (parts.hostname, parts.port or 80, parts.netloc)
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             by_origin.setdefault(origin, []).append((i, target))
         for (host, port, netloc), todo in by_origin.items():
-            left += self._fetch_origin((host, port), netloc, todo, requests, on_body, between)
+            left += self._fetch_origin(
+                (host, port), netloc, todo, request_of, size_of, on_answer, between
+            )
         return sorted(left)
 
     def close(self) -> None:
@@ -93,8 +155,9 @@ class FetchLoop:
         origin: tuple[str, int],
         netloc: str,
         todo: list[tuple[int, str]],
-        requests: Sequence[tuple[str, int]],
-        on_body: Callable[[int, memoryview], None],
+        request_of: Callable[[int, str, str], bytes | None],
+        size_of: Callable[[int], int | None],
+        on_answer: Callable[[int, memoryview], None],
         between: Callable[[], None],
     ) -> list[int]:
         failed: list[int] = []
@@ -104,27 +167,36 @@ class FetchLoop:
         busy: set[_Connection] = set()
         with selectors.DefaultSelector() as sel:
 
-            def send(conn: _Connection, i: int) -> None:
-                request = (
-                    f"GET {targets[i]} HTTP/1.1\r\nHost: {netloc}\r\n"
-                    "Accept-Encoding: identity\r\n\r\n"
-                ).encode("latin-1")
-                conn.index, conn.size, conn.got, conn.body_at = i, requests[i][1], 0, -1
-                conn.buf = bytearray(conn.size + HEAD_ROOM)
+            def send(conn: _Connection, i: int) -> bool:
+                """Send request ``i`` on ``conn``; False if the caller withdrew it."""
+                request = request_of(i, targets[i], netloc)
+                if request is None:
+                    return False
+                size = size_of(i)
+                conn.index, conn.size, conn.got, conn.body_at = i, size, 0, -1
+                conn.buf = bytearray((size or 0) + HEAD_ROOM)
                 conn.deadline = time.monotonic() + self.timeout
-                # A request of under a kilobyte fits an idle connection's send buffer.
-                if conn.sock.send(request) != len(request):
-                    raise OSError("the request did not fit the send buffer")
+                sent = conn.sock.send(request)
+                if sent < len(request):
+                    # A body larger than the free send buffer: the rest is sent waiting
+                    # (the store reads a whole request before it answers).
+                    conn.sock.settimeout(self.timeout)
+                    try:
+                        conn.sock.sendall(memoryview(request)[sent:])
+                    finally:
+                        conn.sock.setblocking(False)
                 sel.register(conn.sock, selectors.EVENT_READ, conn)
                 busy.add(conn)
+                return True
 
             def assign(conn: _Connection | None) -> None:
                 """Give ``conn`` the next request, or keep it idle if there is none."""
                 while conn is not None and queue:
                     i = queue.popleft()
                     try:
-                        send(conn, i)
-                        return
+                        if send(conn, i):
+                            return
+                        continue
                     except OSError:
                         conn.sock.close()
                         if not conn.reused:  # a new connection that cannot send: stop here
@@ -145,7 +217,7 @@ class FetchLoop:
                     i, body = conn.index, memoryview(conn.buf)[conn.body_at :]
                     conn.reused, conn.buf = True, None
                     assign(conn)  # the store works on the next while this one is written
-                    on_body(i, body)
+                    on_answer(i, body)
                     return
                 conn.sock.close()
                 if outcome == "closed early" and conn.reused and not conn.got:
@@ -209,10 +281,13 @@ class FetchLoop:
             end = buf.find(b"\r\n\r\n", 0, conn.got)
             if end < 0:
                 return "refused" if conn.got >= min(HEAD_LIMIT, len(buf)) else None
-            if not _plain_head(bytes(buf[:end]), conn.size):
+            length = _plain_length(bytes(buf[:end]))
+            # A GET's body is of the size asked for; a PUT's answer is small.
+            wanted = conn.size is None or length == conn.size
+            if length is None or not wanted or length > max(conn.size or 0, HEAD_LIMIT):
                 return "refused"
             conn.body_at = end + 4
-            need = conn.body_at + conn.size
+            need = conn.body_at + length
             if conn.got > need:  # more than the body: not an answer this loop reads
                 return "refused"
             if need > len(buf):
@@ -222,25 +297,41 @@ class FetchLoop:
         return "done" if conn.got == len(buf) else None
 
 
-def _plain_head(head: bytes, size: int) -> bool:
-    """Whether an answer's head is ``200`` with a ``Content-Length`` of ``size``, kept
-    alive, and without any other framing of the body."""
+def _plain_length(head: bytes) -> int | None:
+    """The ``Content-Length`` of an answer whose head is ``200``, kept alive, without any
+    other framing of the body; ``None`` for any other answer."""
     lines = head.split(b"\r\n")
     status = lines[0].split(None, 2)
     if len(status) < 2 or status[0] != b"HTTP/1.1" or status[1] != b"200":
-        return False
+        return None
     length = None
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep:
-            return False
+            return None
         name = name.strip().lower()
         if name == b"content-length":
             if length is not None:
-                return False
+                return None
             length = value.strip()
         elif name == b"transfer-encoding" or (
             name == b"connection" and value.strip().lower() == b"close"
         ):
-            return False
-    return length is not None and length.isdigit() and int(length) == size
+            return None
+    return int(length) if length is not None and length.isdigit() else None
+
+
+def _plain_text(value: str, spaces: bool = False) -> bool:
+    """Whether ``value`` can go into a request line (or, with ``spaces``, a header's
+    value) as it is: printable ASCII, no line breaks. What the server sends is not
+    trusted to be either."""
+    low = " " if spaces else "!"
+    return value.isascii() and all(low <= c < "\x7f" for c in value)
+
+
+def _plain_headers(headers: dict[str, str]) -> bool:
+    """Whether every header's name and value can be written as they are."""
+    return all(
+        name and _plain_text(name) and ":" not in name and _plain_text(value, spaces=True)
+        for name, value in headers.items()
+    )

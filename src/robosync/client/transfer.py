@@ -23,7 +23,9 @@ Every HTTP exchange goes through the same :class:`Retrying` wrapper.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import queue
 import re
@@ -31,7 +33,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -76,6 +78,8 @@ DURABLE_EVERY_BYTES = 1 << 30
 # images the clone took 0.86x the time; for 32 KiB ones the extra call cost more
 # (bench/push_cpu.py), and the batch's syncfs merges their writes anyway.
 WRITEBACK_FROM_BYTES = 256 * 1024
+# Blobs smaller than this are sent and fetched from one thread (client/fetchloop.py).
+LOOPED_BELOW_BYTES = 256 * 1024
 _COMPLETERS = 4
 # Copies of a blob written from its bytes as they stream in (each one more open file).
 TEE_COPIES = 8
@@ -214,6 +218,7 @@ class Transfer:
         self._store = OnFirstUse(self._new_store)
         self._getter = OnFirstUse(_new_getter)
         self._fetch_loop = OnFirstUse(lambda: _new_fetch_loop(self.jobs))
+        self._put_loop = OnFirstUse(lambda: _new_fetch_loop(self.jobs))
         self._buffers = threading.local()
         # Folders (project paths) that renames of this download went into.
         self._written_dirs: set[str] = set()
@@ -275,8 +280,9 @@ class Transfer:
             store.close()
         if (getter := self._getter.made) is not None:
             getter.close()
-        if (loop := self._fetch_loop.made) is not None:
-            loop.close()
+        for made in (self._fetch_loop.made, self._put_loop.made):
+            if made is not None:
+                made.close()
 
     # --- uploads ----------------------------------------------------------
 
@@ -296,8 +302,9 @@ class Transfer:
                 ThreadPoolExecutor(self.jobs, thread_name_prefix="robosync-up") as pool,
                 ThreadPoolExecutor(_COMPLETERS, thread_name_prefix="robosync-done") as completers,
                 ThreadPoolExecutor(1, thread_name_prefix="robosync-plan") as planner,
+                ThreadPoolExecutor(1, thread_name_prefix="robosync-put") as putter,
             ):
-                workers = (pool, completers, planner)
+                workers = _UploadWorkers(pool, completers, planner, putter)
                 self._upload_batches(workers, list(batched(unique, BATCH)), troubled)
                 # Blobs whose upload lost a race (another user stored the same
                 # blob at the same moment): planned again, they upload as a proof.
@@ -310,7 +317,7 @@ class Transfer:
 
     def _upload_batches(
         self,
-        workers: tuple[ThreadPoolExecutor, ThreadPoolExecutor, ThreadPoolExecutor],
+        workers: _UploadWorkers,
         batches: list[list[UploadSource]],
         troubled: dict[str, str],
     ) -> None:
@@ -323,7 +330,6 @@ class Transfer:
         has in flight; if the early ask is over that cap, the batch is planned the
         usual way once this one is completed, when nothing is in flight.
         """
-        pool, completers, planner = workers
         completing: list[Future[None]] = []
         plan: Future[wire.UploadResponse] | None = None
         for i, batch in enumerate(batches):
@@ -342,10 +348,10 @@ class Transfer:
             ) -> None:
                 nonlocal plan
                 _wait_all(before)  # their uploads no longer count as in flight
-                plan = planner.submit(self._plan, following, True) if following else None
+                plan = workers.planner.submit(self._plan, following, True) if following else None
 
             plan = None
-            completing = self._upload_batch(pool, completers, batch, plans, troubled, started)
+            completing = self._upload_batch(workers, batch, plans, troubled, started)
         _wait_all(completing)
 
     def _plan(self, batch: list[UploadSource], early: bool = False) -> wire.UploadResponse:
@@ -354,8 +360,7 @@ class Transfer:
 
     def _upload_batch(
         self,
-        pool: ThreadPoolExecutor,
-        completers: ThreadPoolExecutor,
+        workers: _UploadWorkers,
         batch: list[UploadSource],
         plans: wire.UploadResponse,
         troubled: dict[str, str],
@@ -376,7 +381,7 @@ class Transfer:
         singles: list[tuple[UploadSource, wire.PresignedPart]] = []
 
         def submit(run: list[tuple[UploadSource, wire.PresignedPart]]) -> None:
-            fut = pool.submit(self._put_run, run)
+            fut = workers.pool.submit(self._put_run, run)
             futures[fut] = [src.digest for src, _ in run]
             fut.add_done_callback(finished.put)
 
@@ -402,6 +407,20 @@ class Transfer:
                 continue
             for part in todo:
                 submit([(src, part)])
+        # Only a batch of small single PUTs alone goes to the loop: beside the pool's
+        # threads its connections would be more transfers at once than ``--jobs``.
+        small = all(self._put_loops(part) for _, part in singles)
+        looped = singles if not futures and small else []
+        if looped:
+            # One future per blob, settled by the loop as each PUT is answered.
+            outcomes: list[Future[list[PutOutcome]]] = []
+            for src, _ in looped:
+                fut: Future[list[PutOutcome]] = Future()
+                futures[fut] = [src.digest]
+                fut.add_done_callback(finished.put)
+                outcomes.append(fut)
+            workers.putter.submit(self._put_looped, looped, outcomes, workers.pool)
+            singles = []
         for run in _runs(singles, lambda single: single[1].size):
             submit(run)
         completing: list[Future[None]] = []
@@ -429,7 +448,9 @@ class Transfer:
                     if len(ready) >= _COMPLETE_EVERY or (
                         ready and time.monotonic() - last_complete > 2
                     ):
-                        completing.append(completers.submit(self._complete, ready, by_digest))
+                        completing.append(
+                            workers.completers.submit(self._complete, ready, by_digest)
+                        )
                         ready, last_complete = [], time.monotonic()
         except BaseException:
             self._abandoned.set()
@@ -437,7 +458,7 @@ class Transfer:
                 fut.cancel()
             raise
         if ready:
-            completing.append(completers.submit(self._complete, ready, by_digest))
+            completing.append(workers.completers.submit(self._complete, ready, by_digest))
         return completing
 
     def _put_done(
@@ -473,6 +494,54 @@ class Transfer:
                 etag = e
             out.append((src.digest, part.number, part.size, etag))
         return out
+
+    def _put_loops(self, part: wire.PresignedPart) -> bool:
+        """Whether this single PUT goes through the one thread of the put loop: a small
+        blob, over plain http without a proxy, and no bandwidth cap to pace it."""
+        return (
+            part.size < LOOPED_BELOW_BYTES
+            and self.limiter is None
+            and part.url.startswith("http://")
+            and self._is_direct(part.url)
+        )
+
+    def _put_looped(
+        self,
+        singles: list[tuple[UploadSource, wire.PresignedPart]],
+        outcomes: list[Future[list[PutOutcome]]],
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """PUT small blobs from this one thread (:mod:`~robosync.client.fetchloop`),
+        settling each blob's future with its outcome as its answer arrives; what the
+        loop hands back is PUT the usual way, on ``pool``, with its retries and errors."""
+
+        def settle(i: int, etag: str | FileTrouble) -> None:
+            src, part = singles[i]
+            with contextlib.suppress(InvalidStateError):  # cancelled: the push is ending
+                outcomes[i].set_result([(src.digest, part.number, part.size, etag)])
+
+        def body(i: int) -> bytes | None:
+            self._check_stop()
+            try:
+                return _read_single(*singles[i])
+            except FileTrouble as e:
+                settle(i, e)
+                return None
+
+        requests = [(part.url, part.headers) for _, part in singles]
+        try:
+            again = self._put_loop.get().put(
+                requests, body, lambda i: settle(i, ""), self._check_stop
+            )
+        except BaseException as e:  # a stop, or a failure of the loop: every blob left ends
+            for fut in outcomes:
+                if not fut.done():
+                    with contextlib.suppress(InvalidStateError):
+                        fut.set_exception(e)
+            return
+        for i in again:
+            retried = pool.submit(self._put_run, [singles[i]])
+            retried.add_done_callback(functools.partial(_copy_outcome, into=outcomes[i]))
 
     def _next_done(self, finished: queue.SimpleQueue[F]) -> F:
         """The next future to finish (a stop request is noticed within 0.2 s)."""
@@ -919,6 +988,42 @@ def _new_getter() -> StoreGetter:
     from robosync.client.storeget import StoreGetter  # loaded with the first body
 
     return StoreGetter(timeout=120.0, connect_timeout=10.0)
+
+
+@dataclass(frozen=True)
+class _UploadWorkers:
+    """The threads of one upload: PUTs, completions, the early plan, the put loop."""
+
+    pool: ThreadPoolExecutor
+    completers: ThreadPoolExecutor
+    planner: ThreadPoolExecutor
+    putter: ThreadPoolExecutor
+
+
+def _read_single(src: UploadSource, part: wire.PresignedPart) -> bytes:
+    """The bytes of a one-part blob's file, refused (:class:`FileTrouble`) unless the file
+    is still as it was hashed."""
+    with file_trouble("uploaded"):
+        with open_as_hashed(src.file, src.stamp, "uploaded") as f:
+            data = os.pread(f.fileno(), part.size, part.offset)
+        if len(data) != part.size:
+            raise FileTrouble("changed while it was uploaded (it shrank)")
+        if src.stamp is not None:
+            still_as_hashed(src.file, src.stamp, "uploaded")
+    return data
+
+
+def _copy_outcome(done: Future[list[PutOutcome]], into: Future[list[PutOutcome]]) -> None:
+    """Settle ``into`` as ``done`` was (unless it was cancelled meanwhile)."""
+    try:
+        if done.cancelled():
+            into.cancel()
+        elif (error := done.exception()) is not None:
+            into.set_exception(error)
+        else:
+            into.set_result(done.result())
+    except InvalidStateError:
+        pass
 
 
 def _new_fetch_loop(connections: int) -> FetchLoop:
