@@ -93,7 +93,7 @@ class FetchLoop:
         answered that way (headers this loop will not write among them), for the
         caller to send again with its usual path.
         """
-        refused = [i for i, (_, headers) in enumerate(requests) if not _plain_headers(headers)]
+        refused = {i for i, (_, headers) in enumerate(requests) if not _plain_headers(headers)}
 
         def request(i: int, target: str, netloc: str) -> bytes | None:
             data = body(i)
@@ -112,7 +112,7 @@ class FetchLoop:
 
         urls = [url if i not in refused else "" for i, (url, _) in enumerate(requests)]
         answered = self._run(urls, request, lambda i: None, lambda i, _: on_done(i), between)
-        return sorted(set(answered) | set(refused))
+        return sorted(set(answered) | refused)
 
     def _run(
         self,

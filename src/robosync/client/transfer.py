@@ -718,7 +718,7 @@ class Transfer:
         """Whether this blob is fetched by the one thread of :attr:`fetch_loop`: a small
         one, over plain http without a proxy, and no bandwidth cap to pace it."""
         return (
-            group[0].size < WRITEBACK_FROM_BYTES
+            group[0].size < LOOPED_BELOW_BYTES
             and self.limiter is None
             and url.startswith("http://")
             and self._is_direct(url)
