@@ -145,13 +145,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="robosync-bench-"))
     (work / "weed").mkdir()
     with SeaweedFS(work / "weed") as s3:
-        env_server = {
-            "ROBOSYNC_S3_ENDPOINT": s3.endpoint,
-            "ROBOSYNC_S3_BUCKET": s3.new_bucket(),
-            "ROBOSYNC_S3_ACCESS_KEY": s3.access_key,
-            "ROBOSYNC_S3_SECRET_KEY": s3.secret_key,
-            "ROBOSYNC_S3_REGION": s3.region,
-        }
+        env_server = s3.server_env()
         srv = ServerProcess(work / "server", env_server).start()
         try:
             token = srv.make_token("bench", "bench")

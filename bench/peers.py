@@ -164,13 +164,7 @@ class Robosync(Tool):
         compile_like_pip(bin_dir)
 
     def prepare(self, run: str) -> None:
-        env = {
-            "ROBOSYNC_S3_ENDPOINT": self.s3.endpoint,
-            "ROBOSYNC_S3_BUCKET": self.s3.new_bucket(),
-            "ROBOSYNC_S3_ACCESS_KEY": self.s3.access_key,
-            "ROBOSYNC_S3_SECRET_KEY": self.s3.secret_key,
-            "ROBOSYNC_S3_REGION": self.s3.region,
-        }
+        env = self.s3.server_env()
         command = [f"{self.server_bin}robosync-server"] if self.server_bin else None
         self.server = ServerProcess(self.work / f"server-{run}", env, command).start()
         self.env = robot_env(self.server, self.work / f"cfg-{run}")

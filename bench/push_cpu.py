@@ -60,13 +60,7 @@ def one_run(
     s3: SeaweedFS, work: Path, bin_dir: str, src: Path, files: int
 ) -> dict[str, tuple[float, ...]]:
     """Push then clone ``src`` with the robosync of ``bin_dir`` on a fresh server and bucket."""
-    server_env = {
-        "ROBOSYNC_S3_ENDPOINT": s3.endpoint,
-        "ROBOSYNC_S3_BUCKET": s3.new_bucket(),
-        "ROBOSYNC_S3_ACCESS_KEY": s3.access_key,
-        "ROBOSYNC_S3_SECRET_KEY": s3.secret_key,
-        "ROBOSYNC_S3_REGION": s3.region,
-    }
+    server_env = s3.server_env()
     run_dir = Path(tempfile.mkdtemp(dir=work))
     srv = ServerProcess(run_dir / "server", server_env, [f"{bin_dir}robosync-server"]).start()
     try:

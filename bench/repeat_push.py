@@ -53,13 +53,7 @@ def main() -> None:
         with SeaweedFS(work / "weed") as s3:
             assert s3.pid is not None
             for i, (name, exe) in enumerate(installs.items()):
-                env = {
-                    "ROBOSYNC_S3_ENDPOINT": s3.endpoint,
-                    "ROBOSYNC_S3_BUCKET": s3.new_bucket(),
-                    "ROBOSYNC_S3_ACCESS_KEY": s3.access_key,
-                    "ROBOSYNC_S3_SECRET_KEY": s3.secret_key,
-                    "ROBOSYNC_S3_REGION": s3.region,
-                }
+                env = s3.server_env()
                 servers[name] = ServerProcess(work / f"server{i}", env, [exe]).start()
             envs = {
                 name: robot_env(srv, work / f"cfg-{i}")

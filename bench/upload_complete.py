@@ -111,11 +111,7 @@ def main() -> None:
                 env = {
                     **NO_LIMITS,
                     "ROBOSYNC_DATABASE_URL": url,
-                    "ROBOSYNC_S3_ENDPOINT": s3.endpoint,
-                    "ROBOSYNC_S3_BUCKET": s3.new_bucket(),
-                    "ROBOSYNC_S3_ACCESS_KEY": s3.access_key,
-                    "ROBOSYNC_S3_SECRET_KEY": s3.secret_key,
-                    "ROBOSYNC_S3_REGION": s3.region,
+                    **s3.server_env(),
                 }
                 server = ServerProcess(Path(tmp) / "pg-s3", env).start()
                 try:

@@ -16,19 +16,7 @@ from sqlalchemy import create_engine, text
 
 from tests.client.conftest import Robot, folder_digests
 from tests.client.proxy import CountingProxy
-from tests.fixtures.seaweedfs import SeaweedFS
 from tests.fixtures.server import ServerProcess
-
-
-def s3_env(s3: SeaweedFS) -> dict[str, str]:
-    """Server environment selecting ``s3`` (a fresh bucket) as the blob store."""
-    return {
-        "ROBOSYNC_S3_ENDPOINT": s3.endpoint,
-        "ROBOSYNC_S3_BUCKET": s3.new_bucket(),
-        "ROBOSYNC_S3_ACCESS_KEY": s3.access_key,
-        "ROBOSYNC_S3_SECRET_KEY": s3.secret_key,
-        "ROBOSYNC_S3_REGION": s3.region,
-    }
 
 
 @pytest.fixture(params=["embedded", "pg-s3"])

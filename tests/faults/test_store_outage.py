@@ -9,7 +9,7 @@ import pytest
 
 from tests.client.conftest import folder_digests, project_name
 from tests.client.proxy import wait_for
-from tests.faults.conftest import Lab, Site, s3_env, start_cli, write_images
+from tests.faults.conftest import Lab, Site, start_cli, write_images
 from tests.fixtures.seaweedfs import SeaweedFS
 from tests.fixtures.server import ServerProcess
 
@@ -31,7 +31,9 @@ def test_store_outage_fails_clearly_and_a_rerun_sends_only_what_is_missing(
     lab: Lab,
     site_on: Callable[[ServerProcess], Site],
 ) -> None:
-    server = lab.server({"ROBOSYNC_DATABASE_URL": pg_url, **s3_env(own_seaweedfs)}, start=False)
+    server = lab.server(
+        {"ROBOSYNC_DATABASE_URL": pg_url, **own_seaweedfs.server_env()}, start=False
+    )
     store = lab.store_proxy(server, rate=2_000_000)
     server.start()
     site = site_on(server)

@@ -81,6 +81,7 @@ WRITEBACK_FROM_BYTES = 256 * 1024
 # Blobs smaller than this are sent and fetched from one thread (client/fetchloop.py).
 LOOPED_BELOW_BYTES = 256 * 1024
 _COMPLETERS = 4
+_SHRANK = "changed while it was uploaded (it shrank)"
 # Copies of a blob written from its bytes as they stream in (each one more open file).
 TEE_COPIES = 8
 # A download task fetches blobs one after another up to this many, or this many bytes.
@@ -218,6 +219,7 @@ class Transfer:
         self._store = OnFirstUse(self._new_store)
         self._getter = OnFirstUse(_new_getter)
         self._fetch_loop = OnFirstUse(lambda: _new_fetch_loop(self.jobs))
+        # Its own: a loop is driven by one thread at a time.
         self._put_loop = OnFirstUse(lambda: _new_fetch_loop(self.jobs))
         self._buffers = threading.local()
         # Folders (project paths) that renames of this download went into.
@@ -409,7 +411,7 @@ class Transfer:
                 submit([(src, part)])
         # Only a batch of small single PUTs alone goes to the loop: beside the pool's
         # threads its connections would be more transfers at once than ``--jobs``.
-        small = all(self._put_loops(part) for _, part in singles)
+        small = all(self._loop_suits(part.url, part.size) for _, part in singles)
         looped = singles if not futures and small else []
         if looped:
             # One future per blob, settled by the loop as each PUT is answered.
@@ -495,14 +497,14 @@ class Transfer:
             out.append((src.digest, part.number, part.size, etag))
         return out
 
-    def _put_loops(self, part: wire.PresignedPart) -> bool:
-        """Whether this single PUT goes through the one thread of the put loop: a small
-        blob, over plain http without a proxy, and no bandwidth cap to pace it."""
+    def _loop_suits(self, url: str, size: int) -> bool:
+        """Whether a blob is sent or fetched by the one thread of a loop: a small one,
+        over plain http without a proxy, and no bandwidth cap to pace it."""
         return (
-            part.size < LOOPED_BELOW_BYTES
+            size < LOOPED_BELOW_BYTES
             and self.limiter is None
-            and part.url.startswith("http://")
-            and self._is_direct(part.url)
+            and url.startswith("http://")
+            and self._is_direct(url)
         )
 
     def _put_looped(
@@ -590,7 +592,7 @@ class Transfer:
                         self._check_stop()
                         chunk = os.pread(fd, min(_CHUNK, end - offset), offset)
                         if not chunk:
-                            raise FileTrouble("changed while it was uploaded (it shrank)")
+                            raise FileTrouble(_SHRANK)
                         offset += len(chunk)
                         yield chunk
                 if src.stamp is not None:
@@ -689,7 +691,8 @@ class Transfer:
                     looped: list[tuple[str, list[DownloadTarget]]] = []
                     rest: list[tuple[str, list[DownloadTarget]]] = []
                     for fetch in fetches:
-                        (looped if self._loops(*fetch) else rest).append(fetch)
+                        suits = self._loop_suits(fetch[0], fetch[1][0].size)
+                        (looped if suits else rest).append(fetch)
                     if looped:
                         futures.append(looper.submit(self._fetch_looped, root, looped, pool))
                     for run in _runs(rest, lambda fetch: fetch[1][0].size):
@@ -713,16 +716,6 @@ class Transfer:
             flush()
             self.progress.finish()
         return written, errors
-
-    def _loops(self, url: str, group: list[DownloadTarget]) -> bool:
-        """Whether this blob is fetched by the one thread of :attr:`fetch_loop`: a small
-        one, over plain http without a proxy, and no bandwidth cap to pace it."""
-        return (
-            group[0].size < LOOPED_BELOW_BYTES
-            and self.limiter is None
-            and url.startswith("http://")
-            and self._is_direct(url)
-        )
 
     @property
     def fetch_loop(self) -> FetchLoop:
@@ -1007,7 +1000,7 @@ def _read_single(src: UploadSource, part: wire.PresignedPart) -> bytes:
         with open_as_hashed(src.file, src.stamp, "uploaded") as f:
             data = os.pread(f.fileno(), part.size, part.offset)
         if len(data) != part.size:
-            raise FileTrouble("changed while it was uploaded (it shrank)")
+            raise FileTrouble(_SHRANK)
         if src.stamp is not None:
             still_as_hashed(src.file, src.stamp, "uploaded")
     return data
