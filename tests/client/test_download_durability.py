@@ -1,8 +1,9 @@
 """Downloads flush a whole batch at once, and a crash never gets a torn file committed.
 
 A clone writes its files without one flush each and records them in the index
-only after flushing the batch (one ``syncfs``; for large files, as here, one
-``fdatasync`` each once all are written). A client killed before that leaves the written
+only after flushing the batch (one ``syncfs``; a large file, as here, is flushed by its
+own ``fdatasync`` as it is written where it goes past the page cache, else once all are
+written). A client killed before that leaves the written
 files ``landing`` in the index; if the machine then lost power, one of them
 could be empty or torn. The test kills the real ``robosync clone`` with
 SIGKILL half way, truncates a file it had written (what a power loss may

@@ -18,6 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from robosync.client import directio
 from robosync.client.api import Api
 from robosync.client.fetchloop import FetchLoop
 from robosync.client.leftout import Stamp
@@ -324,3 +325,55 @@ def test_a_stop_in_the_middle_of_small_uploads_ends_the_upload(
     assert not worker.is_alive(), "the upload did not end after the stop"
     assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
     assert 5 <= len(proxied.proxy.puts(accepted=True)) < len(sources)
+
+
+def test_large_images_are_flushed_before_their_rename_and_the_batch_reopens_none(
+    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    probe = tmp_path / "probe"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o644)
+    supported = directio.try_direct(fd)
+    os.close(fd)
+    if not supported:
+        pytest.skip(f"the file system under {tmp_path} refuses O_DIRECT")
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    large = {f"cam/big{i}.png": os.urandom(300_000 + i) for i in range(6)}
+    large["cam/copy.png"] = large["cam/big0.png"]
+    small = {f"small{i}.png": os.urandom(1000 + i) for i in range(3)}
+    name = project_name()
+    with r1.init(name) as p:
+        for rel, data in {**large, **small}.items():
+            p.save_image(rel, data)
+        p.push()
+        project_id = p.config.project_id
+    api = Api(proxied.server.url, r1.token)
+    with api.manifest(project_id) as (_, entries):
+        targets = [DownloadTarget(e.path, e.digest, e.size) for e in entries]
+
+    flushed: list[str] = []  # the name each flushed descriptor had when it was flushed
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    durable: list[str] = []
+    transfer = Transfer(api, jobs=4)
+    root = tmp_path / "clone"
+    root.mkdir()
+    try:
+        written, errors = transfer.download(
+            project_id, root, targets, lambda _: None, lambda ws: durable.extend(w.path for w in ws)
+        )
+    finally:
+        transfer.close()
+        api.close()
+    assert not errors
+    assert folder_digests(root) == {k: sha(v) for k, v in {**large, **small}.items()}
+    assert sorted(durable) == sorted({**large, **small})
+    # Every large file (the copy too) was flushed while it was still a temp file, once;
+    # the batch flush opened none of them again (the small ones it flushed in one go).
+    assert len(flushed) == len(large)
+    assert all(Path(f).name.startswith(TEMP_PREFIX) for f in flushed)
+    assert {str(Path(f).parent.relative_to(root)) for f in flushed} == {"cam"}

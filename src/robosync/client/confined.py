@@ -170,7 +170,7 @@ def write_file(
             try:
                 fill(fd)
                 if sync_data:
-                    _sync_data(fd)
+                    flush_data(fd)
                 # A rename keeps size, mtime and inode: this is the stat of the result.
                 st = os.fstat(fd)
             finally:
@@ -344,7 +344,7 @@ def sync_files(root: Path, paths: list[str], workers: int) -> list[str]:
         except (FileNotFoundError, NotAFolder, SymlinkInPath):
             return False
         try:
-            _sync_data(fd)
+            flush_data(fd)
         finally:
             os.close(fd)
         return True
@@ -359,7 +359,8 @@ def sync_files(root: Path, paths: list[str], workers: int) -> list[str]:
     return [path for path, flushed in zip(paths, done, strict=True) if flushed]
 
 
-def _sync_data(fd: int) -> None:
+def flush_data(fd: int) -> None:
+    """Flush an open file's bytes and size to disk (not its timestamps)."""
     # fdatasync: the bytes and the size, not the timestamps, which a crash may lose.
     if hasattr(os, "fdatasync"):
         os.fdatasync(fd)

@@ -11,7 +11,8 @@ temporary file next to its target, renamed into place only if size and digest
 match. Durability is batched (as git's ``core.fsyncMethod=batch``): after every
 ``DURABLE_EVERY_FILES`` files or ``DURABLE_EVERY_BYTES`` bytes the batch is
 flushed (one ``syncfs``; large files one ``fdatasync`` each, so the flush never
-waits for other programs' dirty pages), each folder written to is fsync'ed, and
+waits for other programs' dirty pages; a file written past the page cache was
+flushed before its rename already), each folder written to is fsync'ed, and
 only then are they handed to ``on_durable`` (the index records them). Until then the index holds
 them as ``landing``, and a scan re-verifies such a file before any push may
 commit it (a crash can leave it empty or torn).
@@ -122,6 +123,9 @@ class Written:
     size: int
     blocks: bytes
     stat: os.stat_result
+    # Its bytes are on disk already (written past the page cache and flushed while it
+    # was open): the batch's flush need not open it again.
+    synced: bool = False
 
 
 @dataclass
@@ -657,11 +661,12 @@ class Transfer:
             batch = list(unflushed)
             unflushed.clear()
             unflushed_bytes = 0
-            if batch and sum(w.size for w in batch) >= WRITEBACK_FROM_BYTES * len(batch):
+            dirty = [w for w in batch if not w.synced]
+            if dirty and sum(w.size for w in dirty) >= WRITEBACK_FROM_BYTES * len(dirty):
                 # Large files, written back as they came: flush just them, not whatever
                 # else the file system holds dirty (see confined.sync_files).
-                confined.sync_files(root, [w.path for w in batch], self.jobs)
-            elif batch:
+                confined.sync_files(root, [w.path for w in dirty], self.jobs)
+            elif dirty:
                 confined.sync_filesystem(root)
             self._sync_dirs(root)
             if batch and on_durable is not None:
@@ -859,9 +864,11 @@ class Transfer:
         fds: list[int] = []
         stats: dict[str, os.stat_result] = {}
         verified: list[BlockVerifier] = []
+        synced = False
 
         def fill_from(i: int) -> Callable[[int], None]:
             def fill(fd: int) -> None:
+                nonlocal synced
                 fds.append(fd)
                 if i + 1 < len(targets):
                     nxt = targets[i + 1].path
@@ -869,7 +876,7 @@ class Transfer:
                         root, nxt, fill_from(i + 1), durable=False, sync_data=False, folders=folders
                     )
                     return
-                verifier = self._stream_verified(fds, t, readinto)
+                verifier, direct = self._stream_verified(fds, t, readinto)
                 problem = verifier.problem()
                 if problem is not None:
                     raise IntegrityError(
@@ -878,7 +885,14 @@ class Transfer:
                         {"path": t.path, "digest": t.digest},
                     )
                 verified.append(verifier)
-                if t.size >= WRITEBACK_FROM_BYTES:
+                if direct:
+                    # The bytes are on disk but a last partial block: that, the file's size
+                    # and extents are left to flush, cheap while it is open (the batch's
+                    # flush would open it again, on its critical path).
+                    for each in fds:
+                        confined.flush_data(each)
+                    synced = True
+                elif t.size >= WRITEBACK_FROM_BYTES:
                     for each in fds:
                         confined.start_writeback(each)
 
@@ -893,12 +907,14 @@ class Transfer:
             if folder not in self._written_dirs:
                 with self.stats.lock:
                     self._written_dirs.add(folder)
-        return [Written(w.path, w.digest, w.size, blocks, stats[w.path]) for w in targets]
+        return [Written(w.path, w.digest, w.size, blocks, stats[w.path], synced) for w in targets]
 
     def _stream_verified(
         self, fds: list[int], t: DownloadTarget, readinto: Callable[[memoryview], int]
-    ) -> BlockVerifier:
-        """Stream ``t``'s bytes from ``readinto`` into every one of ``fds``, verifying them."""
+    ) -> tuple[BlockVerifier, bool]:
+        """Stream ``t``'s bytes from ``readinto`` into every one of ``fds``, verifying them;
+        and whether every file was written past the page cache (all but a last partial
+        block of it)."""
         verifier = BlockVerifier(t.digest, t.size)
         buf = self._buffer()
         if self.limiter is not None:
@@ -907,6 +923,7 @@ class Transfer:
         # the file's last must be whole blocks, so the buffer is filled before each
         # (a stop is still noticed between reads).
         direct = [t.size >= WRITEBACK_FROM_BYTES and directio.try_direct(fd) for fd in fds]
+        all_direct = all(direct)
         # One byte more than expected is asked for, so an oversized body is
         # noticed without reading all of it.
         left = t.size + 1
@@ -929,7 +946,7 @@ class Transfer:
                     while rest:
                         rest = rest[os.write(fd, rest) :]
             self.progress.advance(nbytes=n * len(fds))
-        return verifier
+        return verifier, all_direct
 
     def _sync_dirs(self, root: Path) -> None:
         """Make the renames of this download durable: fsync each folder written to, once."""
