@@ -34,7 +34,8 @@ try:
 except SystemExit as e:
     code = e.code
 heavy = ("httpx._client", "pydantic", "pydantic_core", "h11", "httpcore",
-         "robosync.client.storeget", "http.client", "ssl")
+         "robosync.client.storeget", "http.client", "ssl",
+         "robosync.client.transfer", "robosync.client.history")
 print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules],
                   "protocol": "robosync.protocol" in sys.modules,
                   "wire": "robosync.client.wire" in sys.modules}))
@@ -83,6 +84,26 @@ def test_a_push_with_files_to_send_loads_them_on_first_use(tmp_path: Path):
     assert "pydantic" not in result["loaded"] and "pydantic_core" not in result["loaded"]
     assert result["protocol"] is False
     assert result["wire"] is True
+
+
+def test_the_package_exports_its_names_without_loading_every_module_first():
+    code = (
+        "import sys, robosync.client as c\n"
+        "before = 'robosync.client.project' in sys.modules\n"
+        "from robosync.client import Project, get_file, merge\n"
+        "import robosync.client.merge\n"
+        "print(before, Project.__name__, get_file.__name__, callable(c.merge))\n"
+        "try:\n"
+        "    c.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "False Project get_file True",
+        "module 'robosync.client' has no attribute 'no_such_name'",
+    ]
 
 
 def test_an_object_made_on_first_use_is_made_once_however_many_threads_ask():

@@ -9,23 +9,61 @@ Import from here; the submodules may change::
     project.push()
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 # First: the placeholders of the modules loaded on first use (see deferred.py).
 import robosync.client.deferred  # noqa: F401  # isort: split
-from robosync.client.api import Api
-from robosync.client.history import Diff, Listing, get_file
-from robosync.client.leftout import LeftOut
-from robosync.client.lock import ProjectLocked
+
+# Eager: every command loads it (through the index), and the name ``merge`` must be this
+# function, not the submodule the import system would otherwise leave under that name.
 from robosync.client.merge import Entry, MergeNote, Policy, merge
-from robosync.client.project import (
-    EvictResult,
-    NotAProject,
-    Project,
-    PullResult,
-    PushResult,
-    Status,
-    clone,
-)
-from robosync.client.settings import ClientSettings
+
+if TYPE_CHECKING:
+    from robosync.client.api import Api
+    from robosync.client.history import Diff, Listing, get_file
+    from robosync.client.leftout import LeftOut
+    from robosync.client.lock import ProjectLocked
+    from robosync.client.project import (
+        EvictResult,
+        NotAProject,
+        Project,
+        PullResult,
+        PushResult,
+        Status,
+        clone,
+    )
+    from robosync.client.settings import ClientSettings
+
+# Where each name is defined. Importing the package (as ``robosync.client.cli`` does)
+# loads none of them: each is imported when first read, so a command loads only what
+# it uses.
+_HOMES = {
+    "Api": "api",
+    "ClientSettings": "settings",
+    "Diff": "history",
+    "EvictResult": "project",
+    "LeftOut": "leftout",
+    "Listing": "history",
+    "NotAProject": "project",
+    "Project": "project",
+    "ProjectLocked": "lock",
+    "PullResult": "project",
+    "PushResult": "project",
+    "Status": "project",
+    "clone": "project",
+    "get_file": "history",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Api",

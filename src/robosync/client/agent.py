@@ -60,9 +60,9 @@ from robosync.client.project import Project, find_root
 from robosync.client.retry import Retrying, is_transient
 from robosync.client.scan import is_temp_name
 from robosync.client.schedule import Backoff, SyncWindow, check_passes
-from robosync.client.settings import ClientSettings
+from robosync.client.settings import DEFAULT_JOBS, ClientSettings
 from robosync.client.sizes import parse_size
-from robosync.client.transfer import DEFAULT_JOBS, Abandoned, Cancelled
+from robosync.client.transfer import Abandoned, Cancelled
 from robosync.errors import InvalidInput, RobosyncError, Unavailable
 
 log = logging.getLogger("robosync.agent")

@@ -20,13 +20,11 @@ from typing import Any, NoReturn, TextIO
 from robosync.client.api import Api
 from robosync.client.cli_teams import add_team_commands
 from robosync.client.cmdpaths import to_project_path, to_project_paths
-from robosync.client.deferred import httpx, wire
-from robosync.client.history import get_file
+from robosync.client.deferred import history, httpx, wire
 from robosync.client.merge import POLICIES, MergeNote
 from robosync.client.project import Project, PullResult, PushResult, clone
-from robosync.client.settings import ClientSettings
+from robosync.client.settings import DEFAULT_JOBS, ClientSettings
 from robosync.client.sizes import parse_size
-from robosync.client.transfer import DEFAULT_JOBS
 from robosync.errors import InvalidInput, RateLimited, RobosyncError, Unauthorized, Unavailable
 
 
@@ -479,7 +477,7 @@ def cmd_ls(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
 
 def cmd_get(a: argparse.Namespace, s: ClientSettings, o: Output) -> int:
     """Download one file of any version of a project, without a clone."""
-    version, entry, written = get_file(
+    version, entry, written = history.get_file(
         a.project, a.path, a.output, version=a.version, settings=s, progress=o.progress()
     )
     if written is None:  # the bytes went to stdout

@@ -10,7 +10,10 @@ attributes is read, and its names are then copied onto the stand-in, so later re
 what a module's do.
 
 Client modules write ``from robosync.client.deferred import httpx`` (or ``wire``), then
-``httpx.X`` where they use it. Unlike the standard library's ``LazyLoader`` (used here
+``httpx.X`` where they use it. ``robosync.client.transfer`` and ``robosync.client.history``
+(the blob transfers and the version views, with their threads, shutil and tempfile) are
+deferred the same way for the project and the command line: a push with nothing to
+send uses neither. Unlike the standard library's ``LazyLoader`` (used here
 before), the first load is safe from many threads at once: the real import goes through
 the import system, under a lock, and a thread that reads a name meanwhile waits for it.
 With ``LazyLoader`` on Python 3.11, transfer threads that all failed at once and all
@@ -76,9 +79,11 @@ class OnFirstUse(Generic[T]):
 if TYPE_CHECKING:
     import httpx
 
-    from robosync.client import wire
+    from robosync.client import history, transfer, wire
 else:
     httpx = defer("httpx")
     wire = defer("robosync.client.wire")
+    history = defer("robosync.client.history")
+    transfer = defer("robosync.client.transfer")
 
-__all__ = ["OnFirstUse", "defer", "httpx", "wire"]
+__all__ = ["OnFirstUse", "defer", "history", "httpx", "transfer", "wire"]

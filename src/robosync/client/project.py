@@ -23,14 +23,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from robosync.client import confined
 from robosync.client.api import Api
 from robosync.client.bandwidth import process_limiter
 from robosync.client.cmdpaths import check_selectors, matches
-from robosync.client.deferred import httpx, wire
-from robosync.client.history import Diff, Listing, diff_manifests, list_version, manifest_of
+from robosync.client.deferred import history, httpx, wire
+from robosync.client.deferred import transfer as transfers
 from robosync.client.index import (
     DIRNAME,
     EVICTED,
@@ -49,17 +49,8 @@ from robosync.client.merge import Change, Entry, MergeNote, MergeResult, Policy,
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying
 from robosync.client.scan import ScanReport, disk_name, disk_path, scan
-from robosync.client.settings import ClientSettings
+from robosync.client.settings import DEFAULT_JOBS, ClientSettings
 from robosync.client.teams import find_project
-from robosync.client.transfer import (
-    DEFAULT_JOBS,
-    DownloadTarget,
-    Transfer,
-    TransferStats,
-    UploadSource,
-    Written,
-    batched,
-)
 from robosync.errors import (
     AlreadyExists,
     ConflictError,
@@ -71,6 +62,10 @@ from robosync.errors import (
     Unprocessable,
 )
 from robosync.paths import normalize_path, validate_path
+
+if TYPE_CHECKING:
+    from robosync.client.history import Diff, Listing
+    from robosync.client.transfer import DownloadTarget, Transfer, TransferStats, Written
 
 COMMIT_ATTEMPTS = 10
 # Rounds of re-uploading blobs a commit found missing (deleted by garbage
@@ -416,7 +411,7 @@ class Project:
 
     def ls(self, paths: Iterable[str] = (), version: int | None = None) -> Listing:
         """The files of ``version`` (head if ``None``) under project ``paths`` (all if none)."""
-        return list_version(self.api, self.config.project_id, version, paths)
+        return history.list_version(self.api, self.config.project_id, version, paths)
 
     def diff(
         self,
@@ -426,14 +421,14 @@ class Project:
         progress: Progress | None = None,
     ) -> Diff:
         """What changed from version ``old`` (default head) to ``new`` (default: the folder)."""
-        old_v, old_files = manifest_of(self.api, self.config.project_id, old)
+        old_v, old_files = history.manifest_of(self.api, self.config.project_id, old)
         if new is not None:
-            new_v, new_files = manifest_of(self.api, self.config.project_id, new)
-            return diff_manifests(f"v{old_v}", old_files, f"v{new_v}", new_files)
+            new_v, new_files = history.manifest_of(self.api, self.config.project_id, new)
+            return history.diff_manifests(f"v{old_v}", old_files, f"v{new_v}", new_files)
         with self._locked():
             self._scan(progress or NoProgress())
         folder = {r.path: r.entry for r in self.index.file_rows()}
-        return diff_manifests(f"v{old_v}", old_files, "folder", folder)
+        return history.diff_manifests(f"v{old_v}", old_files, "folder", folder)
 
     # --- push -------------------------------------------------------------
 
@@ -468,8 +463,12 @@ class Project:
                 invalid=report.invalid,
             )
             changes = left_out.without(delta.changes())
+            if not changes:  # nothing to send: no transfer machinery, no connection
+                result.not_downloaded = self.index.count_in_state(REMOTE)
+                self._account_left_out(delta, left_out, result)
+                return result
             self._check_quota(changes)
-            transfer = Transfer(self.api, jobs=jobs, progress=progress, cancel=cancel)
+            transfer = transfers.Transfer(self.api, jobs=jobs, progress=progress, cancel=cancel)
             try:
                 uploaded: set[str] = set()
                 with self._naming_the_store():
@@ -557,7 +556,7 @@ class Project:
             holders.setdefault(row.digest, []).append(row)
         while holders:
             sources = [
-                UploadSource(
+                transfers.UploadSource(
                     r.digest,
                     r.size,
                     r.block_hashes(),
@@ -856,7 +855,7 @@ class Project:
             with self.api.manifest(self.config.project_id, version) as (_, entries):
                 for e in entries:
                     if matches(e.path, selectors):
-                        targets.append(DownloadTarget(e.path, e.digest, e.size))
+                        targets.append(transfers.DownloadTarget(e.path, e.digest, e.size))
             if not targets:
                 raise NotFound(
                     f"{_listed(selectors)} is not in version {version}; "
@@ -869,7 +868,7 @@ class Project:
     def _download_rows(
         self, rows: list[FileRow], jobs: int, progress: Progress, result: PullResult
     ) -> None:
-        targets = [DownloadTarget(r.path, r.digest, r.size) for r in rows]
+        targets = [transfers.DownloadTarget(r.path, r.digest, r.size) for r in rows]
         self._download(targets, jobs, progress, result)
 
     def _local_source(self, digest: str) -> str | None:
@@ -899,7 +898,7 @@ class Project:
             with self.index.transaction():
                 self.index.mark_landing((t.path, Entry(t.digest, t.size)) for t in targets)
         held = self.index.digests_held({t.digest for t in targets})
-        transfer = Transfer(self.api, jobs=jobs, progress=progress)
+        transfer = transfers.Transfer(self.api, jobs=jobs, progress=progress)
         try:
             written, errors = transfer.download(
                 self.config.project_id,
@@ -937,11 +936,13 @@ class Project:
                 self.api.manifest(self.config.project_id, version) as (v, entries),
                 self.index.transaction(),
             ):
-                for batch in batched(entries, 1000):
+                for batch in transfers.batched(entries, 1000):
                     known = [(e.path, Entry(e.digest, e.size)) for e in batch]
                     self.index.apply_to_base(known)
                     self.index.mark_landing(known)
-                    targets.extend(DownloadTarget(e.path, e.digest, e.size) for e in batch)
+                    targets.extend(
+                        transfers.DownloadTarget(e.path, e.digest, e.size) for e in batch
+                    )
                 self.index.base_version = v
             result = PullResult(v)
             self._download(targets, jobs, progress or NoProgress(), result, marked=True)

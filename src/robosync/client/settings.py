@@ -22,6 +22,9 @@ from typing import Any
 from robosync.client.sizes import parse_size
 from robosync.errors import InvalidInput, Unauthorized
 
+# Blob transfers at once (``--jobs``), unless a command is told otherwise.
+DEFAULT_JOBS = 16
+
 
 def normalize_server(url: str) -> str:
     """A server URL without trailing slash (the key credentials are stored under)."""

@@ -51,6 +51,7 @@ from robosync.client.leftout import (
 )
 from robosync.client.progress import NoProgress, Progress
 from robosync.client.retry import Retrying, is_rate_limited
+from robosync.client.settings import DEFAULT_JOBS
 from robosync.client.trust import UntrustedAnswer, checked_links
 from robosync.digest import BlockVerifier
 from robosync.errors import Forbidden, IntegrityError, RobosyncError
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from robosync.client.fetchloop import FetchLoop
     from robosync.client.storeget import StoreGetter
 
-DEFAULT_JOBS = 16
 BATCH = 1000
 # A download asks for its first links in a smaller batch: the threads start on them
 # while the server signs the next thousand (a thousand took it 0.06-0.3 s). 256 small
