@@ -5,8 +5,9 @@ interpreter start and the imports every time; when nothing changed that is all i
 This script starts an embedded ``robosync-server``, makes a project of ``--files`` small
 images, pushes it once, and then times, as whole processes, ``robosync push`` (nothing
 to send) and ``robosync status`` (one request to the server) with this checkout and with
-each ``--also BIN_DIR`` installation, alternating run by run so that both see the same
-machine. CPU is the child's user + system time (rusage); wall is what a user waits.
+each ``--also BIN_DIR`` installation (a checkout's ``.venv/bin`` or a robot's venv),
+alternating run by run so that all see the same machine; each pair's ratios follow.
+CPU is the child's user + system time (rusage); wall is what a user waits.
 Each installation is byte-compiled first, as ``pip install`` leaves it.
 
     python bench/startup.py --files 200 --runs 15 --also /tmp/base/.venv/bin
@@ -38,9 +39,7 @@ def main() -> None:
     ap.add_argument("--also", type=Path, action="append", default=[], metavar="BIN_DIR")
     a = ap.parse_args()
     here = Path(sys.executable).parent
-    installs = {"this checkout": here} | {
-        f"{d.resolve().parent.parent.name}": d.resolve() for d in a.also
-    }
+    installs = {"this checkout": here} | {install_name(d): d.resolve() for d in a.also}
     for bin_dir in installs.values():
         compile_like_pip(bin_dir)
     work = Path(tempfile.mkdtemp(prefix="robosync-startup-"))
@@ -82,15 +81,23 @@ def main() -> None:
             f"{spread([c for _, c in runs], 3)} |"
         )
     names = list(installs)
-    for other in names[1:]:
-        for label in COMMANDS:
-            ours, theirs = results[(names[0], label)][1:], results[(other, label)][1:]
-            wall = [x[0] / y[0] for x, y in zip(ours, theirs, strict=True)]
-            cpu = [x[1] / y[1] for x, y in zip(ours, theirs, strict=True)]
-            print(
-                f"| {names[0]} / {other} | {label} | {spread(wall)} (ratio) | "
-                f"{spread(cpu)} (ratio) |"
-            )
+    for i, first in enumerate(names):
+        for other in names[i + 1 :]:
+            for label in COMMANDS:
+                ours, theirs = results[(first, label)][1:], results[(other, label)][1:]
+                wall = [x[0] / y[0] for x, y in zip(ours, theirs, strict=True)]
+                cpu = [x[1] / y[1] for x, y in zip(ours, theirs, strict=True)]
+                print(
+                    f"| {first} / {other} | {label} | {spread(wall)} (ratio) | "
+                    f"{spread(cpu)} (ratio) |"
+                )
+
+
+def install_name(bin_dir: Path) -> str:
+    """What to call an installation: its venv's folder (``/tmp/robot/bin``: ``robot``), or
+    the checkout holding it (``TREE/.venv/bin``: ``TREE``)."""
+    venv = bin_dir.resolve().parent
+    return venv.parent.name if venv.name == ".venv" else venv.name
 
 
 if __name__ == "__main__":
