@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from robosync.client import ClientSettings, Project, clone
+from robosync.client import ClientSettings, Project, clone, directio
 from robosync.client.index import DIRNAME
 from tests.client.proxy import CountingProxy
 from tests.fixtures.server import ServerProcess
@@ -110,6 +110,18 @@ def fleet(server: ServerProcess, tmp_path: Path) -> Callable[[str], Robot]:
 def project_name() -> str:
     """A fresh project name."""
     return f"p-{uuid.uuid4().hex[:10]}"
+
+
+def skip_unless_direct_writes(folder: Path) -> None:
+    """Skip the test if the file system under ``folder`` refuses ``O_DIRECT`` (tmpfs)."""
+    fd = os.open(folder / "direct-probe", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        supported = directio.try_direct(fd)
+    finally:
+        os.close(fd)
+        os.unlink(folder / "direct-probe")
+    if not supported:
+        pytest.skip(f"the file system under {folder} refuses O_DIRECT")
 
 
 @dataclass

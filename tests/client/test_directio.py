@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from robosync.client import directio
+from tests.client.conftest import skip_unless_direct_writes
 
 ALIGN = directio.ALIGN
 
@@ -52,12 +53,7 @@ def test_the_file_holds_exactly_the_bytes_written(tmp_path: Path, size: int):
 
 
 def test_whole_blocks_stay_direct_and_a_short_end_switches_back(tmp_path: Path):
-    probe = tmp_path / "probe"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o644)
-    supported = directio.try_direct(fd)
-    os.close(fd)
-    if not supported:
-        pytest.skip(f"the file system under {tmp_path} refuses O_DIRECT")
+    skip_unless_direct_writes(tmp_path)
     states = _write_in_chunks(tmp_path / "a.jpg", os.urandom(2 * 65536 + 10), 65536)
     assert states == [True, True, False]
 

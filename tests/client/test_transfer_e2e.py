@@ -18,7 +18,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from robosync.client import directio
 from robosync.client.api import Api
 from robosync.client.fetchloop import FetchLoop
 from robosync.client.leftout import Stamp
@@ -33,7 +32,14 @@ from robosync.client.transfer import (
 )
 from robosync.digest import BLOCK_SIZE, digest_bytes
 from robosync.errors import IntegrityError
-from tests.client.conftest import ProxiedServer, Robot, folder_digests, project_name, sha
+from tests.client.conftest import (
+    ProxiedServer,
+    Robot,
+    folder_digests,
+    project_name,
+    sha,
+    skip_unless_direct_writes,
+)
 from tests.client.proxy import Exchange, wait_for
 from tests.fixtures.server import ServerProcess
 
@@ -183,6 +189,23 @@ def test_clone_of_a_corrupted_blob_fails_clearly_without_partial_file(
     assert not (r3.root / "clone" / "cam" / "bad.png").exists()
 
 
+def pushed_for_download(
+    proxied: ProxiedServer, tmp_path: Path, images: dict[str, bytes]
+) -> tuple[int, Api, list[DownloadTarget]]:
+    """Push ``images`` as a new project: its id, an API session of its owner (the caller
+    closes it) and its files as download targets."""
+    r1 = robot_on(proxied.server, tmp_path, "r1")
+    with r1.init(project_name()) as p:
+        for rel, data in images.items():
+            p.save_image(rel, data)
+        p.push()
+        project_id = p.config.project_id
+    api = Api(proxied.server.url, r1.token)
+    with api.manifest(project_id) as (_, entries):
+        targets = [DownloadTarget(e.path, e.digest, e.size) for e in entries]
+    return project_id, api, targets
+
+
 class StopAfter(NoProgress):
     """Progress that asks the transfer to stop once ``files`` files are written."""
 
@@ -199,17 +222,8 @@ class StopAfter(NoProgress):
 def test_a_stop_in_the_middle_of_small_downloads_reports_every_file_written(
     proxied: ProxiedServer, tmp_path: Path
 ):
-    r1 = robot_on(proxied.server, tmp_path, "r1")
     images = {f"img{i:02d}.png": os.urandom(20_000 + i) for i in range(60)}
-    name = project_name()
-    with r1.init(name) as p:
-        for rel, data in images.items():
-            p.save_image(rel, data)
-        p.push()
-        project_id = p.config.project_id
-    api = Api(proxied.server.url, r1.token)
-    with api.manifest(project_id) as (_, entries):
-        targets = [DownloadTarget(e.path, e.digest, e.size) for e in entries]
+    project_id, api, targets = pushed_for_download(proxied, tmp_path, images)
     stop = threading.Event()
     transfer = Transfer(api, jobs=4, progress=StopAfter(5, stop), cancel=stop)
     root = tmp_path / "partial"
@@ -330,25 +344,11 @@ def test_a_stop_in_the_middle_of_small_uploads_ends_the_upload(
 def test_large_images_are_flushed_before_their_rename_and_the_batch_reopens_none(
     proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    probe = tmp_path / "probe"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o644)
-    supported = directio.try_direct(fd)
-    os.close(fd)
-    if not supported:
-        pytest.skip(f"the file system under {tmp_path} refuses O_DIRECT")
-    r1 = robot_on(proxied.server, tmp_path, "r1")
+    skip_unless_direct_writes(tmp_path)
     large = {f"cam/big{i}.png": os.urandom(300_000 + i) for i in range(6)}
     large["cam/copy.png"] = large["cam/big0.png"]
     small = {f"small{i}.png": os.urandom(1000 + i) for i in range(3)}
-    name = project_name()
-    with r1.init(name) as p:
-        for rel, data in {**large, **small}.items():
-            p.save_image(rel, data)
-        p.push()
-        project_id = p.config.project_id
-    api = Api(proxied.server.url, r1.token)
-    with api.manifest(project_id) as (_, entries):
-        targets = [DownloadTarget(e.path, e.digest, e.size) for e in entries]
+    project_id, api, targets = pushed_for_download(proxied, tmp_path, {**large, **small})
 
     flushed: list[str] = []  # the name each flushed descriptor had when it was flushed
     real_fdatasync = os.fdatasync

@@ -57,6 +57,7 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` (PEP 562: only for names not loaded yet)."""
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
