@@ -285,8 +285,9 @@ class FetchLoop:
             length = _plain_length(bytes(buf[:end]))
             if length is None:
                 return "refused"
-            # A GET's body is of the size asked for; a PUT's answer is small.
-            if length != conn.size if conn.size is not None else length > HEAD_LIMIT:
+            if conn.size is not None and length != conn.size:  # a GET's: the size asked for
+                return "refused"
+            if conn.size is None and length > HEAD_LIMIT:  # a PUT's answer is small
                 return "refused"
             conn.body_at = end + 4
             need = conn.body_at + length
