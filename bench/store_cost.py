@@ -9,6 +9,8 @@ side costs as little as it can), and prints the store's CPU milliseconds per
 request (``/proc/PID/stat``) as min / median / max over ``--repeat`` rounds::
 
     python bench/store_cost.py --requests 2000 --size 32768 --repeat 3
+
+``bench/store_profile.py`` says where in the store that CPU goes.
 """
 
 from __future__ import annotations
