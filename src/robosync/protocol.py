@@ -150,10 +150,23 @@ class UploadItem(BaseModel):
     blocks: list[BlockHash] = Field(min_length=1)
 
 
+class PushQuota(BaseModel):
+    """A push's quota check, asked with its first upload plan: ``added_bytes`` into
+    ``project_id``, which the caller must be able to write."""
+
+    project_id: int = Field(ge=1, le=MAX_INT)
+    added_bytes: int = Field(ge=0, le=MAX_INT)
+
+
 class UploadRequest(BaseModel):
-    """``POST /v1/uploads`` body: the dedup check and get_presigned_upload in one."""
+    """``POST /v1/uploads`` body: the dedup check and get_presigned_upload in one.
+
+    ``quota``: refuse (413 ``quota_exceeded``, nothing planned) if the push does not fit
+    the project owner's quota, as ``quota-check`` would, without a round trip of its own.
+    """
 
     items: list[UploadItem] = Field(min_length=1, max_length=1000)
+    quota: PushQuota | None = None
 
 
 class PresignedPart(BaseModel):

@@ -202,10 +202,19 @@ def test_a_push_over_the_quota_is_refused_before_any_byte_is_sent(
     a.cli("share", bob.name, "--role", "write")
     proxied.proxy.reset()
     (a.root / "two.png").write_bytes(os.urandom(3000))
+    logged = len(proxied.server.log_path.read_bytes())
     refused = a.cli("push", check=False)
     assert refused.returncode == 1
     assert "quota is 5000 bytes and 3000 are used" in refused.stderr
     assert proxied.proxy.puts() == [], "bytes were uploaded before the quota refusal"
+    # Refused by the push's first upload plan, which carries the check: no round trip
+    # of its own.
+    asked = [
+        (r["method"], r["route"], r["status"])
+        for line in proxied.server.log_path.read_bytes()[logged:].decode().splitlines()
+        if '"robosync.request"' in line and (r := json.loads(line))
+    ]
+    assert asked == [("POST", "/v1/uploads", 413)], asked
     # A writer's push counts against the owner's quota too.
     b = bob.robot("b")
     b.cli("clone", f"{alice.name}/{_name(a)}", ".")

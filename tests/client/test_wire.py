@@ -89,6 +89,10 @@ def test_what_the_client_sends_is_what_the_server_models_accept():
         wire.dumps({"items": [wire.UploadItem(D2, 10, [D1, D2])]})
     )
     assert (up.items[0].digest, up.items[0].size, up.items[0].blocks) == (D2, 10, [D1, D2])
+    assert up.quota is None
+    asked = wire.dumps({"items": [wire.UploadItem(D2, 10, [D1])], "quota": wire.PushQuota(7, 10)})
+    quota = protocol.UploadRequest.model_validate_json(asked).quota
+    assert quota is not None and (quota.project_id, quota.added_bytes) == (7, 10)
     header = protocol.CommitHeader.model_validate_json(wire.dumps(wire.CommitHeader(3, "m", "r")))
     assert (header.base_version, header.message, header.robot) == (3, "m", "r")
     put = protocol.PutOp.model_validate_json(wire.put_line(wire.PutOp("é/x.png", D1, 4)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import httpx
 
@@ -155,3 +156,33 @@ def test_download_of_a_file_deleted_in_a_later_version_still_works(alice: Robot)
     r = alice.http.post(f"/v1/projects/{project}/downloads", json={"digests": [blob.digest]})
     assert r.status_code == 200
     assert httpx.get(r.json()["items"][0]["url"]).content.__len__() == 30
+
+
+def test_a_plan_carrying_the_push_quota_is_refused_before_anything_is_planned(
+    server: ServerProcess, bob: Robot
+) -> None:
+    user = "quota-" + uuid.uuid4().hex[:8]
+    carol = Robot(server.url, server.make_token(user, "r"))
+    project = carol.new_project()
+    assert server.run_cli("users", "quota", user, "5000").returncode == 0
+    blob = digest_bytes(os.urandom(3000))
+    items = [{"digest": blob.digest, "size": blob.size, "blocks": [blob.blocks[0].sha256_hex]}]
+
+    def ask(project_id: int, added: int) -> httpx.Response:
+        quota = {"project_id": project_id, "added_bytes": added}
+        return carol.http.post("/v1/uploads", json={"items": items, "quota": quota})
+
+    refused = ask(project, 6000)
+    assert refused.status_code == 413, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["details"]["quota"], error["details"]["used"]) == (
+        "quota_exceeded",
+        5000,
+        0,
+    )
+    assert "items" not in refused.json()
+    (fits,) = ask(project, 3000).json()["items"]
+    assert fits["digest"] == blob.digest and fits["status"] == "upload"
+    # Naming a project the caller cannot write is refused as quota-check refuses it.
+    assert ask(bob.new_project(), 1).status_code == 404
+    carol.close()

@@ -234,12 +234,6 @@ class Api:
         url = f"/projects/{project_id}/members/{quote(user, safe='')}"
         self._call("DELETE", url, "unshare project")
 
-    def check_quota(self, project_id: int, added_bytes: int) -> wire.QuotaInfo:
-        """Refused (QuotaExceeded) if adding ``added_bytes`` would exceed the owner's quota."""
-        body = {"added_bytes": added_bytes}
-        resp = self._call("POST", f"/projects/{project_id}/quota-check", "check quota", body=body)
-        return checked_answer(wire.QuotaInfo, resp.content)
-
     def project(self, project_id: int) -> wire.ProjectInfo:
         """Info of one project."""
         resp = self._call("GET", f"/projects/{project_id}", "get project")
@@ -279,15 +273,23 @@ class Api:
     # --- blobs ------------------------------------------------------------
 
     def plan_uploads(
-        self, items: list[wire.UploadItem], *, early: bool = False
+        self,
+        items: list[wire.UploadItem],
+        *,
+        early: bool = False,
+        quota: wire.PushQuota | None = None,
     ) -> wire.UploadResponse:
         """Dedup check and presigned part URLs for up to 1000 blobs.
 
         ``early``: asked ahead of need, so a refusal for too many uploads in flight
         is raised at once (:class:`~robosync.errors.RateLimited`) instead of waited out.
+        ``quota``: refused (:class:`~robosync.errors.QuotaExceeded`) before anything is
+        planned if the push does not fit the project owner's quota.
         """
         impatient = dataclasses.replace(self.retrying, rate_limited_wait=0.0) if early else None
-        body = {"items": items}
+        body: dict[str, object] = {"items": items}
+        if quota is not None:
+            body["quota"] = quota
         resp = self._call("POST", "/uploads", "plan uploads", retrying=impatient, body=body)
         return checked_answer(wire.UploadResponse, resp.content)
 

@@ -467,12 +467,12 @@ class Project:
                 result.not_downloaded = self.index.count_in_state(REMOTE)
                 self._account_left_out(delta, left_out, result)
                 return result
-            self._check_quota(changes)
             transfer = transfers.Transfer(self.api, jobs=jobs, progress=progress, cancel=cancel)
             try:
                 uploaded: set[str] = set()
                 with self._naming_the_store():
-                    changes = self._upload(transfer, changes, uploaded, left_out)
+                    quota = self._quota_ask(changes)
+                    changes = self._upload(transfer, changes, uploaded, left_out, quota=quota)
                     self._commit_with_merges(
                         transfer, changes, uploaded, policy, message, result, left_out
                     )
@@ -498,13 +498,14 @@ class Project:
             with self.index.transaction():
                 self.index.mark_unhashed(unsettled)
 
-    def _check_quota(self, changes: Mapping[str, Change]) -> None:
-        """Ask before uploading whether the push fits the owner's quota (413 if not)."""
+    def _quota_ask(self, changes: Mapping[str, Change]) -> wire.PushQuota | None:
+        """What the push adds to the owner's quota, to be checked with its first upload plan
+        (so a push that does not fit is refused before any byte is sent); ``None`` if it
+        adds nothing. The commit checks again, whatever was asked."""
         replaced = self.index.base_entries(changes)
         added = sum(e.size for e in changes.values() if e is not None)
         added -= sum(e.size for e in replaced.values())
-        if added > 0:
-            self.api.check_quota(self.config.project_id, added)
+        return wire.PushQuota(self.config.project_id, added) if added > 0 else None
 
     @contextmanager
     def _naming_the_store(self) -> Iterator[None]:
@@ -531,11 +532,13 @@ class Project:
         changes: Mapping[str, Change],
         uploaded: set[str],
         left_out: LeftOutFiles,
+        quota: wire.PushQuota | None = None,
     ) -> dict[str, Change]:
         """Make the blobs of ``changes`` present; return ``changes`` less the files left out.
 
         A blob whose file failed is tried again from another file holding the
         same digest (a duplicate elsewhere in the folder), if there is one.
+        ``quota`` is asked with the first upload plan (see :meth:`_quota_ask`).
         """
         holders: dict[str, list[FileRow]] = {}
         for path, change in changes.items():
@@ -565,7 +568,8 @@ class Project:
                 )
                 for r in (rows[0] for rows in holders.values())
             ]
-            troubled = transfer.upload(sources)
+            troubled = transfer.upload(sources, quota)
+            quota = None
             uploaded.update(d for d in holders if d not in troubled)
             for digest, reason in troubled.items():
                 left_out.add(holders[digest][0].path, reason)

@@ -292,11 +292,15 @@ class Transfer:
 
     # --- uploads ----------------------------------------------------------
 
-    def upload(self, sources: list[UploadSource]) -> dict[str, str]:
+    def upload(
+        self, sources: list[UploadSource], quota: wire.PushQuota | None = None
+    ) -> dict[str, str]:
         """Make every blob of ``sources`` present in the store (uploading only what is missing).
 
         Returns the blobs whose file changed, vanished or could not be read
         (digest -> one-line reason): they are not present, every other blob is.
+        ``quota``: the push's quota check, asked with the first plan, so a push that
+        does not fit is refused (:class:`~robosync.errors.QuotaExceeded`) before any PUT.
         """
         unique = list({s.digest: s for s in sources}.values())
         troubled: dict[str, str] = {}
@@ -311,7 +315,7 @@ class Transfer:
                 ThreadPoolExecutor(1, thread_name_prefix="robosync-put") as putter,
             ):
                 workers = _UploadWorkers(pool, completers, planner, putter)
-                self._upload_batches(workers, list(batched(unique, BATCH)), troubled)
+                self._upload_batches(workers, list(batched(unique, BATCH)), troubled, quota)
                 # Blobs whose upload lost a race (another user stored the same
                 # blob at the same moment): planned again, they upload as a proof.
                 again, self._lost_races = self._lost_races, None
@@ -326,8 +330,10 @@ class Transfer:
         workers: _UploadWorkers,
         batches: list[list[UploadSource]],
         troubled: dict[str, str],
+        quota: wire.PushQuota | None = None,
     ) -> None:
-        """Upload batch after batch, every blob completed when this returns.
+        """Upload batch after batch, every blob completed when this returns (``quota`` is
+        asked with the first batch's plan).
 
         Once a batch's PUTs are under way and the batch before it is completed, the
         next batch's plan is asked for early, so that it is at hand when the PUTs end
@@ -339,13 +345,14 @@ class Transfer:
         completing: list[Future[None]] = []
         plan: Future[wire.UploadResponse] | None = None
         for i, batch in enumerate(batches):
+            ask = quota if i == 0 else None
             try:
-                plans = plan.result() if plan is not None else self._plan(batch)
+                plans = plan.result() if plan is not None else self._plan(batch, quota=ask)
             except RobosyncError as e:
                 if not is_rate_limited(e):
                     raise
                 _wait_all(completing)
-                plans = self._plan(batch)
+                plans = self._plan(batch, quota=ask)
             before, following = completing, batches[i + 1] if i + 1 < len(batches) else None
 
             def started(
@@ -360,9 +367,14 @@ class Transfer:
             completing = self._upload_batch(workers, batch, plans, troubled, started)
         _wait_all(completing)
 
-    def _plan(self, batch: list[UploadSource], early: bool = False) -> wire.UploadResponse:
+    def _plan(
+        self,
+        batch: list[UploadSource],
+        early: bool = False,
+        quota: wire.PushQuota | None = None,
+    ) -> wire.UploadResponse:
         items = [wire.UploadItem(digest=s.digest, size=s.size, blocks=s.blocks) for s in batch]
-        return self.api.plan_uploads(items, early=early)
+        return self.api.plan_uploads(items, early=early, quota=quota)
 
     def _upload_batch(
         self,

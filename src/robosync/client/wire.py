@@ -213,6 +213,14 @@ class ManifestEntry:
 
 
 @dataclass(slots=True)
+class PushQuota:
+    """A push's quota check, asked with its first upload plan."""
+
+    project_id: int
+    added_bytes: int
+
+
+@dataclass(slots=True)
 class UploadItem:
     """One blob the client wants stored: its digest, size and block hashes."""
 

@@ -29,7 +29,7 @@ from robosync.server.routes.deps import AUTH_ERRORS, Caller, DbDep, ProjectId
 from robosync.server.routes.ndjson_docs import changes_response, manifest_response
 from robosync.server.services import projects
 from robosync.server.services.manifests import iter_changes, iter_manifest
-from robosync.server.services.quota import check_quota
+from robosync.server.services.quota import check_push
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=AUTH_ERRORS)
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -124,8 +124,7 @@ def restore_project(project_id: ProjectId, who: Caller, db: DbDep) -> ProjectInf
 def quota_check(project_id: ProjectId, body: QuotaCheck, who: Caller, db: DbDep) -> QuotaInfo:
     """Whether a push adding ``added_bytes`` fits the owner's quota (asked before uploading)."""
     with db.reading() as session:
-        project = projects.get_project(session, who, project_id, Role.WRITE)
-        return check_quota(session, project.owner_id, body.added_bytes, applied=False)
+        return check_push(session, who, project_id, body.added_bytes)
 
 
 @router.get("/{project_id}/versions", response_model=VersionList, responses=_ERRORS)

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from robosync.errors import QuotaExceeded
 from robosync.protocol import QuotaInfo
+from robosync.server.access import Role, authorize
 from robosync.server.db.models import Project, User
+from robosync.server.services.accounts import Principal
 
 
 def used_bytes(session: Session, owner_id: int) -> int:
@@ -51,3 +53,10 @@ def check_quota(session: Session, owner_id: int, added_bytes: int, *, applied: b
             {"quota": info.quota_bytes, "used": before, "added": added_bytes},
         )
     return info
+
+
+def check_push(session: Session, who: Principal, project_id: int, added_bytes: int) -> QuotaInfo:
+    """Whether a push by ``who`` adding ``added_bytes`` to ``project_id`` fits the project
+    owner's quota (413 if not); ``who`` must be able to write the project."""
+    project = authorize(session, who.user_id, project_id, Role.WRITE).project
+    return check_quota(session, project.owner_id, added_bytes, applied=False)
