@@ -209,11 +209,9 @@ def test_a_push_over_the_quota_is_refused_before_any_byte_is_sent(
     assert proxied.proxy.puts() == [], "bytes were uploaded before the quota refusal"
     # Refused by the push's first upload plan, which carries the check: no round trip
     # of its own.
-    asked = [
-        (r["method"], r["route"], r["status"])
-        for line in proxied.server.log_path.read_bytes()[logged:].decode().splitlines()
-        if '"robosync.request"' in line and (r := json.loads(line))
-    ]
+    lines = proxied.server.log_path.read_bytes()[logged:].decode().splitlines()
+    requests = [json.loads(line) for line in lines if '"robosync.request"' in line]
+    asked = [(r["method"], r["route"], r["status"]) for r in requests]
     assert asked == [("POST", "/v1/uploads", 413)], asked
     # A writer's push counts against the owner's quota too.
     b = bob.robot("b")

@@ -172,17 +172,19 @@ def test_a_plan_carrying_the_push_quota_is_refused_before_anything_is_planned(
         quota = {"project_id": project_id, "added_bytes": added}
         return carol.http.post("/v1/uploads", json={"items": items, "quota": quota})
 
-    refused = ask(project, 6000)
-    assert refused.status_code == 413, refused.text
-    error = refused.json()["error"]
-    assert (error["code"], error["details"]["quota"], error["details"]["used"]) == (
-        "quota_exceeded",
-        5000,
-        0,
-    )
-    assert "items" not in refused.json()
-    (fits,) = ask(project, 3000).json()["items"]
-    assert fits["digest"] == blob.digest and fits["status"] == "upload"
-    # Naming a project the caller cannot write is refused as quota-check refuses it.
-    assert ask(bob.new_project(), 1).status_code == 404
-    carol.close()
+    try:
+        refused = ask(project, 6000)
+        assert refused.status_code == 413, refused.text
+        error = refused.json()["error"]
+        assert (error["code"], error["details"]["quota"], error["details"]["used"]) == (
+            "quota_exceeded",
+            5000,
+            0,
+        )
+        assert "items" not in refused.json()
+        (fits,) = ask(project, 3000).json()["items"]
+        assert fits["digest"] == blob.digest and fits["status"] == "upload"
+        # Naming a project the caller cannot write is refused as quota-check refuses it.
+        assert ask(bob.new_project(), 1).status_code == 404
+    finally:
+        carol.close()
