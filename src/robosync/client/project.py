@@ -467,11 +467,11 @@ class Project:
                 result.not_downloaded = self.index.count_in_state(REMOTE)
                 self._account_left_out(delta, left_out, result)
                 return result
+            quota = self._quota_ask(changes)
             transfer = transfers.Transfer(self.api, jobs=jobs, progress=progress, cancel=cancel)
             try:
                 uploaded: set[str] = set()
                 with self._naming_the_store():
-                    quota = self._quota_ask(changes)
                     changes = self._upload(transfer, changes, uploaded, left_out, quota=quota)
                     self._commit_with_merges(
                         transfer, changes, uploaded, policy, message, result, left_out

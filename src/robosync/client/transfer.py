@@ -925,8 +925,9 @@ class Transfer:
         self, fds: list[int], t: DownloadTarget, readinto: Callable[[memoryview], int]
     ) -> tuple[BlockVerifier, bool]:
         """Stream ``t``'s bytes from ``readinto`` into every one of ``fds``, verifying them;
-        and whether every file was written past the page cache (all but a last partial
-        block of it)."""
+        and whether every file was opened to be written past the page cache (all but a
+        last partial block of it; whatever went through the cache instead, one
+        ``fdatasync`` flushes as well)."""
         verifier = BlockVerifier(t.digest, t.size)
         buf = self._buffer()
         if self.limiter is not None:
