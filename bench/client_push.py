@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import bench_store  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
@@ -144,7 +145,7 @@ def main() -> None:
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="robosync-bench-"))
     (work / "weed").mkdir()
-    with SeaweedFS(work / "weed") as s3:
+    with bench_store(work / "weed") as s3:
         env_server = s3.server_env()
         srv = ServerProcess(work / "server", env_server).start()
         try:

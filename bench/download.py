@@ -30,9 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import spread, timed_child, tree_cpu  # noqa: E402
+from bench.harness import bench_store, spread, timed_child, tree_cpu  # noqa: E402
 from bench.peers import Dataset, Rclone, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
-from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 
 
 def download_command(tool: Tool, dst: Path) -> list[str]:
@@ -64,7 +63,7 @@ def main() -> None:
     stores: dict[str, list[float]] = {}
     apis: dict[str, list[float]] = {}
     try:
-        with SeaweedFS(work / "weed") as s3:
+        with bench_store(work / "weed") as s3:
             tools = robot_installs(s3, work, a.bins)
             tools += [Rclone(s3), S5cmd(s3)]
             src = work / "src"

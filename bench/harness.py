@@ -13,7 +13,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tests.fixtures.seaweedfs import SeaweedFS
     from tests.fixtures.server import ServerProcess
+
+# Volumes of 1 GiB: with the tests' 64 MB, SeaweedFS added seven volumes every few
+# hundred MB written, and a sync that landed on that moment waited up to ~1 s: the
+# store's stall, timed as the tool's. The count is set, not derived from the free
+# disk: every new bucket takes seven volumes at once, and at 1 GiB the derived count
+# ran out ten buckets into peers.py. Volumes are not preallocated: an empty one
+# costs a few files.
+BENCH_VOLUME_MB = 1024
+BENCH_VOLUMES = 3000
+
+
+def bench_store(data_dir: Path) -> SeaweedFS:
+    """A SeaweedFS in ``data_dir`` for timing tools against (not yet started)."""
+    from tests.fixtures.seaweedfs import SeaweedFS
+
+    return SeaweedFS(data_dir, volume_size_limit_mb=BENCH_VOLUME_MB, volume_max=BENCH_VOLUMES)
 
 
 def robot_env(server: ServerProcess, config_dir: Path) -> dict[str, str]:

@@ -56,7 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import compile_like_pip, robot_env  # noqa: E402
+from bench.harness import bench_store, compile_like_pip, robot_env  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
@@ -457,7 +457,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="robosync-peers-"))
     (work / "weed").mkdir()
     out = []
-    with SeaweedFS(work / "weed") as s3:
+    with bench_store(work / "weed") as s3:
         tools: list[Tool] = [Robosync(s3, work)]
         tools += [Robosync(s3, work, bin_dir.resolve()) for bin_dir in a.also]
         tools += [Robosync(s3, work, bin_dir.resolve(), robot=True) for bin_dir in a.robot]

@@ -26,9 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import spread  # noqa: E402
+from bench.harness import bench_store, spread  # noqa: E402
 from bench.peers import Dataset, S5cmd, robot_installs  # noqa: E402
-from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
     ds = Dataset("plus ten", a.count, a.size, 0)
     (work / "weed").mkdir()
     try:
-        with SeaweedFS(work / "weed") as s3:
+        with bench_store(work / "weed") as s3:
             tools = robot_installs(s3, work, a.bins)
             tools.append(S5cmd(s3))
             folders = {t.name: work / f"src-{i}" for i, t in enumerate(tools)}

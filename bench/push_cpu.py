@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import robot_env, spread, timed_child  # noqa: E402
+from bench.harness import bench_store, robot_env, spread, timed_child  # noqa: E402
 from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
@@ -99,7 +99,7 @@ def main() -> None:
         (src / f"img{i:05}.jpg").write_bytes(os.urandom(a.size))
     results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     (work / "weed").mkdir()
-    with SeaweedFS(work / "weed") as s3:
+    with bench_store(work / "weed") as s3:
         for rep in range(a.repeat):
             for name, bin_dir in installs.items():
                 for op, figures in one_run(s3, work, bin_dir, src, a.files).items():

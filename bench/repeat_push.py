@@ -27,8 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import compile_like_pip, robot_env, timed_child, tree_cpu  # noqa: E402
-from tests.fixtures.seaweedfs import SeaweedFS  # noqa: E402
+from bench.harness import bench_store, compile_like_pip, robot_env, timed_child, tree_cpu  # noqa: E402
 from tests.fixtures.server import ServerProcess  # noqa: E402
 
 
@@ -50,7 +49,7 @@ def main() -> None:
     (work / "weed").mkdir()
     servers: dict[str, ServerProcess] = {}
     try:
-        with SeaweedFS(work / "weed") as s3:
+        with bench_store(work / "weed") as s3:
             assert s3.pid is not None
             for i, (name, exe) in enumerate(installs.items()):
                 env = s3.server_env()
