@@ -1,18 +1,22 @@
-"""The lean blob GET: proxies route to httpx, truncation is retried, stale connections recover."""
+"""The lean blob GET and PUT: proxies route to httpx, truncation is retried, stale connections
+recover, a PUT's file spans go whole or fail as the file's trouble or a timeout."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from robosync import httpwire
+from robosync.client.leftout import SHRANK, FileTrouble
 from robosync.client.retry import is_transient
-from robosync.client.storeget import StoreGetter, direct_route
+from robosync.client.storeget import FileSpan, StoreGetter, direct_route
 
 
 @pytest.fixture
@@ -135,6 +139,97 @@ def test_a_store_that_stops_answering_times_out_as_a_transient_timeout(tiny_serv
     t = time.monotonic()
     with pytest.raises(httpx.ReadTimeout) as caught:
         read_all(getter, tiny_server(silent))
+    assert is_transient(caught.value)
+    assert 0.4 < time.monotonic() - t < 5
+    stalled.set()
+    getter.close()
+
+
+def _receiving_store(received: list[bytes]):  # type: ignore[no-untyped-def]
+    """A handler that reads each PUT's body (its Content-Length) and answers 200."""
+
+    def handle(conn: socket.socket, _: int) -> None:
+        length = int(conn.recv(32, socket.MSG_WAITALL).decode())  # sent first, by the test
+        body = b""
+        while len(body) < length:
+            body += conn.recv(length - len(body))
+        received.append(body)
+        conn.sendall(b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')
+
+    return handle
+
+
+def _spans_of(path: Path, *cuts: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """A PUT body of ``FileSpan`` pieces of ``path`` (opened by the body, as the push does)."""
+
+    def body():  # type: ignore[no-untyped-def]
+        fd = os.open(path, os.O_RDONLY)  # a folder too, which opens but cannot be read
+        try:
+            yield b"%-32d" % sum(size for _, size in cuts)
+            for offset, size in cuts:
+                yield FileSpan(fd, offset, size)
+        finally:
+            os.close(fd)
+
+    return body
+
+
+@pytest.mark.parametrize("kernel_timeouts", [True, False], ids=["sendfile", "read-and-send"])
+def test_a_put_of_file_spans_sends_exactly_their_bytes(
+    tiny_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_timeouts: bool
+):
+    # Without kernel timeouts (not Linux) a socket keeps Python's, as a TLS one does,
+    # and the spans are read and sent instead.
+    monkeypatch.setattr(httpwire, "KERNEL_TIMEOUTS", kernel_timeouts)
+    getter = StoreGetter(timeout=5)
+    data = os.urandom(3_000_000)
+    path = tmp_path / "image.bin"
+    path.write_bytes(data)
+    received: list[bytes] = []
+    url = tiny_server(_receiving_store(received))
+    answer = getter.put(url, {}, _spans_of(path, (5, 1_000_000), (2_000_000, 999_000)))
+    assert answer.status == 200 and answer.header("ETag") == '"e"'
+    # a second PUT on the same kept connection: the first left nothing unsent
+    getter.put(url, {}, _spans_of(path, (0, 10)))
+    getter.close()
+    assert received == [data[5:1_000_005] + data[2_000_000:2_999_000], data[:10]]
+
+
+def test_a_span_past_the_end_of_its_file_is_the_files_trouble_not_the_connections(
+    tiny_server, getter: StoreGetter, tmp_path: Path
+):
+    path = tmp_path / "image.bin"
+    path.write_bytes(os.urandom(1000))
+    url = tiny_server(_receiving_store([]))
+    with pytest.raises(FileTrouble) as caught:
+        getter.put(url, {}, _spans_of(path, (0, 2000)))
+    assert caught.value.reason == SHRANK
+
+
+def test_a_span_that_cannot_be_read_is_the_files_trouble_not_the_connections(
+    tiny_server, getter: StoreGetter, tmp_path: Path
+):
+    # sendfile fails alike for the file and the socket; a folder cannot be read
+    with pytest.raises(FileTrouble) as caught:
+        getter.put(tiny_server(_receiving_store([])), {}, _spans_of(tmp_path, (0, 10)))
+    assert caught.value.reason.startswith("cannot be read (Is a directory")
+
+
+def test_a_store_that_stops_reading_a_put_times_out_as_a_transient_timeout(
+    tiny_server, tmp_path: Path
+):
+    stalled = threading.Event()
+    path = tmp_path / "large.bin"
+    with open(path, "wb") as f:  # sparse: more than any socket buffer holds
+        f.truncate(256 * 1024 * 1024)
+
+    def deaf(conn: socket.socket, _: int) -> None:
+        stalled.wait(10)  # reads nothing more, connection left open
+
+    getter = StoreGetter(timeout=0.5)
+    t = time.monotonic()
+    with pytest.raises(httpx.TimeoutException) as caught:
+        getter.put(tiny_server(deaf), {}, _spans_of(path, (0, 256 * 1024 * 1024)))
     assert is_transient(caught.value)
     assert 0.4 < time.monotonic() - t < 5
     stalled.set()

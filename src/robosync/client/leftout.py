@@ -27,6 +27,7 @@ from typing import BinaryIO, TypeVar
 from robosync.errors import IntegrityError, RobosyncError
 
 DELETED = "deleted during the push"
+SHRANK = "changed while it was uploaded (it shrank)"
 _STORE_CODE = re.compile(r"BadDigest|InvalidDigest|XAmzContentSHA256Mismatch|IncompleteBody")
 V = TypeVar("V")
 

@@ -43,6 +43,7 @@ from robosync.client import confined, directio
 from robosync.client.api import Api, error_of
 from robosync.client.deferred import OnFirstUse, httpx, wire
 from robosync.client.leftout import (
+    SHRANK,
     FileTrouble,
     Stamp,
     file_trouble,
@@ -58,7 +59,7 @@ from robosync.errors import Forbidden, IntegrityError, RobosyncError
 
 if TYPE_CHECKING:
     from robosync.client.fetchloop import FetchLoop
-    from robosync.client.storeget import StoreGetter
+    from robosync.client.storeget import FileSpan, StoreGetter
 
 BATCH = 1000
 # A download asks for its first links in a smaller batch: the threads start on them
@@ -82,7 +83,6 @@ WRITEBACK_FROM_BYTES = 256 * 1024
 # Blobs smaller than this are sent and fetched from one thread (client/fetchloop.py).
 LOOPED_BELOW_BYTES = 256 * 1024
 _COMPLETERS = 4
-_SHRANK = "changed while it was uploaded (it shrank)"
 # Copies of a blob written from its bytes as they stream in (each one more open file).
 TEE_COPIES = 8
 # A download task fetches blobs one after another up to this many, or this many bytes.
@@ -597,31 +597,37 @@ class Transfer:
 
     def _put_part(self, src: UploadSource, part: wire.PresignedPart) -> str:
         what = f"upload of {src.file} part {part.number}"
-
-        def body() -> Iterator[bytes]:
-            # FileTrouble, not OSError, leaves the body: the HTTP layers take
-            # an OSError for a broken connection and would retry it.
-            with file_trouble("uploaded"):
-                with open_as_hashed(src.file, src.stamp, "uploaded") as f:
-                    fd, offset, end = f.fileno(), part.offset, part.offset + part.size
-                    while offset < end:
-                        self._check_stop()
-                        chunk = os.pread(fd, min(_CHUNK, end - offset), offset)
-                        if not chunk:
-                            raise FileTrouble(_SHRANK)
-                        offset += len(chunk)
-                        yield chunk
-                if src.stamp is not None:
-                    still_as_hashed(src.file, src.stamp, "uploaded")
-
         direct = self._is_direct(part.url)
-        paced = self._paced(body)
+
+        def chunks() -> Iterator[bytes]:
+            with _part_file(src) as fd:
+                for offset, size in _pieces(part):
+                    self._check_stop()
+                    chunk = os.pread(fd, size, offset)
+                    if len(chunk) != size:
+                        raise FileTrouble(SHRANK)
+                    yield chunk
+
+        paced = self._paced(chunks)
+        body: Callable[[], Iterable[bytes | FileSpan]] = paced
+        if direct and self.limiter is None:
+            # Unpaced on a stdlib connection: spans of the open file, which the kernel
+            # sends from the page cache (storeget.FileSpan), not bytes read into Python.
+            from robosync.client.storeget import FileSpan  # loaded with the getter
+
+            def spans() -> Iterator[FileSpan]:
+                with _part_file(src) as fd:
+                    for offset, size in _pieces(part):
+                        self._check_stop()
+                        yield FileSpan(fd, offset, size)
+
+            body = spans
 
         def once() -> str:
             self._check_stop()
             headers = {**part.headers, "Content-Length": str(part.size)}
             if direct:
-                answer = self.getter.put(part.url, headers, paced)
+                answer = self.getter.put(part.url, headers, body)
                 if answer.status >= 400:
                     raise store_error(answer.to_httpx(), what)
                 return answer.header("ETag") or ""
@@ -1023,6 +1029,28 @@ class _UploadWorkers:
     putter: ThreadPoolExecutor
 
 
+@contextlib.contextmanager
+def _part_file(src: UploadSource) -> Iterator[int]:
+    """The descriptor of ``src``'s file, open while its bytes are sent; refused
+    (:class:`FileTrouble`) unless the file is as it was hashed, before and after."""
+    # FileTrouble, not OSError, leaves a body: the HTTP layers take an OSError
+    # for a broken connection and would retry it.
+    with file_trouble("uploaded"):
+        with open_as_hashed(src.file, src.stamp, "uploaded") as f:
+            yield f.fileno()
+        if src.stamp is not None:
+            still_as_hashed(src.file, src.stamp, "uploaded")
+
+
+def _pieces(part: wire.PresignedPart) -> Iterator[tuple[int, int]]:
+    """``(offset, size)`` of each piece of at most :data:`_CHUNK` bytes ``part`` is sent in."""
+    offset, end = part.offset, part.offset + part.size
+    while offset < end:
+        size = min(_CHUNK, end - offset)
+        yield offset, size
+        offset += size
+
+
 def _read_single(src: UploadSource, part: wire.PresignedPart) -> bytes:
     """The bytes of a one-part blob's file, refused (:class:`FileTrouble`) unless the file
     is still as it was hashed."""
@@ -1030,7 +1058,7 @@ def _read_single(src: UploadSource, part: wire.PresignedPart) -> bytes:
         with open_as_hashed(src.file, src.stamp, "uploaded") as f:
             data = os.pread(f.fileno(), part.size, part.offset)
         if len(data) != part.size:
-            raise FileTrouble(_SHRANK)
+            raise FileTrouble(SHRANK)
         if src.stamp is not None:
             still_as_hashed(src.file, src.stamp, "uploaded")
     return data
