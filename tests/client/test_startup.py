@@ -1,5 +1,6 @@
-"""A command with nothing to send starts fast: it never loads the HTTP stack, and no
-client command loads pydantic or the server's models.
+"""A command with nothing to send starts fast: it never loads the HTTP stack (nor
+``logging``, ``concurrent.futures`` or ``shutil``: no retry, no thread pool, argparse's
+help sized without it), and no client command loads pydantic or the server's models.
 
 Import time is most of a no-op ``robosync push`` (``bench/startup.py`` measures it);
 here the property behind it is checked: the connections (``http.client`` and ``ssl``,
@@ -28,6 +29,7 @@ from tests.fixtures.server import free_port
 
 PROBE = """
 import json, sys
+at_start = set(sys.modules)  # what the interpreter's own start-up loaded (.pth files)
 from robosync.client.cli import main
 try:
     code = main(sys.argv[1:])
@@ -35,8 +37,10 @@ except SystemExit as e:
     code = e.code
 heavy = ("httpx._client", "pydantic", "pydantic_core", "h11", "httpcore",
          "robosync.client.storeget", "http.client", "ssl",
-         "robosync.client.transfer", "robosync.client.history")
-print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules],
+         "robosync.client.transfer", "robosync.client.history",
+         "logging", "concurrent.futures", "shutil")
+print(json.dumps({"code": code,
+                  "loaded": [m for m in heavy if m in sys.modules and m not in at_start],
                   "protocol": "robosync.protocol" in sys.modules,
                   "wire": "robosync.client.wire" in sys.modules}))
 """

@@ -24,7 +24,6 @@ import os
 import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -352,6 +351,8 @@ def sync_files(root: Path, paths: list[str], workers: int) -> list[str]:
     if workers <= 1 or len(paths) <= 1:
         done = [sync_one(path) for path in paths]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # not loaded by commands that write none
+
         with ThreadPoolExecutor(
             min(workers, len(paths)), thread_name_prefix="robosync-sync"
         ) as pool:

@@ -18,7 +18,6 @@ went away mid-transfer and keeps the long budget.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -26,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from robosync.client.deferred import httpx
+from robosync.client.logs import logger
 from robosync.errors import RobosyncError, Unavailable
+
+_LOGGER = "robosync.client"
 
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 RATE_LIMITED_STATUS = 429
-log = logging.getLogger("robosync.client")
 
 
 def transient_status(err: RobosyncError) -> int | None:
@@ -135,7 +136,7 @@ class Retrying:
                             "is running",
                             {"server": where},
                         ) from e
-                    log.warning(
+                    logger(_LOGGER).warning(
                         "server at %s unreachable, retry %d/%d",
                         where,
                         unreachable + 1,
@@ -154,5 +155,5 @@ class Retrying:
                     if failures >= self.attempts:
                         raise
                     pause = self.delay(failures, retry_after_of(e))
-                log.debug("%s failed (%s); retry in %.2fs", what, e, pause)
+                logger(_LOGGER).debug("%s failed (%s); retry in %.2fs", what, e, pause)
                 self.sleep(pause)

@@ -27,9 +27,9 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robosync.client.index import DIRNAME, LANDING, LOCAL, REMOTE, FileRow, Index
 from robosync.client.leftout import (
@@ -43,6 +43,9 @@ from robosync.client.leftout import (
 )
 from robosync.digest import digest_stream
 from robosync.paths import normalize_path, path_problem
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 TEMP_PREFIX = ".robosync-tmp-"
 _BATCH = 500
@@ -198,6 +201,24 @@ def _hash(seen: _Seen) -> FileRow | LeftOut:
     )
 
 
+def _hash_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads that hash large files, made for the first one (a scan that hashes
+    none, as a push with nothing to send, does not load ``concurrent.futures``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robosync-hash")
+
+
+def _first_done(
+    futures: set[Future[FileRow | LeftOut]],
+) -> tuple[set[Future[FileRow | LeftOut]], set[Future[FileRow | LeftOut]]]:
+    """``(done, not done)`` of ``futures`` once at least one is done."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    done, pending = wait(futures, return_when=FIRST_COMPLETED)
+    return done, pending
+
+
 def scan(
     index: Index,
     *,
@@ -251,7 +272,8 @@ def scan(
         flush()
 
     in_flight: set[Future[FileRow | LeftOut]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robosync-hash") as pool:
+    pool: ThreadPoolExecutor | None = None
+    try:
         for seen in walk(root, report):
             report.files += 1
             seen_paths.add(seen.path)
@@ -274,13 +296,18 @@ def scan(
                 take(_hash(seen))
                 flush()
                 continue
+            if pool is None:
+                pool = _hash_pool(workers)
             in_flight.add(pool.submit(_hash, seen))
             if len(in_flight) >= 2 * workers:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                done, in_flight = _first_done(in_flight)
                 collect(done)
         while in_flight:
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, in_flight = _first_done(in_flight)
             collect(done)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     flush(force=True)
     unsettled = LeftOutFiles(report.left_out).still_on_disk()
     if unsettled:
