@@ -261,10 +261,10 @@ def _send_span(conn: http.client.HTTPConnection, span: FileSpan) -> None:
     kept by the kernel), else read and sent. The file's failures raise FileTrouble, the
     socket's OSError."""
     sock = conn.sock
+    offset, end = span.offset, span.offset + span.size
     if sock is None or sock.gettimeout() is not None or isinstance(sock, ssl.SSLSocket):
         # TLS must encrypt the bytes, and a socket with a Python timeout is
         # non-blocking underneath: both take them through Python.
-        offset, end = span.offset, span.offset + span.size
         while offset < end:
             with file_trouble("uploaded"):
                 chunk = os.pread(span.fd, min(_SPAN_READ, end - offset), offset)
@@ -273,7 +273,6 @@ def _send_span(conn: http.client.HTTPConnection, span: FileSpan) -> None:
             conn.send(chunk)
             offset += len(chunk)
         return
-    offset, end = span.offset, span.offset + span.size
     while offset < end:
         try:
             sent = os.sendfile(sock.fileno(), span.fd, offset, end - offset)

@@ -1054,13 +1054,10 @@ def _pieces(part: wire.PresignedPart) -> Iterator[tuple[int, int]]:
 def _read_single(src: UploadSource, part: wire.PresignedPart) -> bytes:
     """The bytes of a one-part blob's file, refused (:class:`FileTrouble`) unless the file
     is still as it was hashed."""
-    with file_trouble("uploaded"):
-        with open_as_hashed(src.file, src.stamp, "uploaded") as f:
-            data = os.pread(f.fileno(), part.size, part.offset)
+    with _part_file(src) as fd:
+        data = os.pread(fd, part.size, part.offset)
         if len(data) != part.size:
             raise FileTrouble(SHRANK)
-        if src.stamp is not None:
-            still_as_hashed(src.file, src.stamp, "uploaded")
     return data
 
 
