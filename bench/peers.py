@@ -32,6 +32,10 @@ more). To time that install too::
     python -m venv /tmp/robot && /tmp/robot/bin/pip install .
     python bench/peers.py --robot /tmp/robot/bin
 
+Disk: the store keeps every tool's upload of every run until the end (each run has its
+own bucket), about 3.6 GB per tool and run for A, B and C together: 4 tools with
+``--repeat 5`` need ~75 GB, and a store whose disk fills stalls the tool writing to it.
+
 ``--scale 0.1`` shrinks every dataset's file count (for a quick look). It
 prints, per dataset and scenario, min / median / max seconds of each tool and
 the ratios robosync / best peer and robosync / boto3 (medians of the pairwise
