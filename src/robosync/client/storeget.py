@@ -50,13 +50,9 @@ def direct_route(url: str) -> bool:
     return bool(proxy_bypass_environment(parts.netloc, proxies))
 
 
-# A span sent on a socket with a Python-level timeout (TLS) is read and sent this
-# many bytes at a time.
-_SPAN_READ = 1024 * 1024
-
-
 class FileSpan(NamedTuple):
-    """``size`` bytes of the open file ``fd`` from ``offset``: a piece of a PUT's body."""
+    """``size`` bytes of the open file ``fd`` from ``offset``: a piece of a PUT's body. One that
+    must go through Python (TLS) is read whole, so the push sends pieces of 1 MiB."""
 
     fd: int
     offset: int
@@ -265,13 +261,11 @@ def _send_span(conn: http.client.HTTPConnection, span: FileSpan) -> None:
     if sock is None or sock.gettimeout() is not None or isinstance(sock, ssl.SSLSocket):
         # TLS must encrypt the bytes, and a socket with a Python timeout is
         # non-blocking underneath: both take them through Python.
-        while offset < end:
-            with file_trouble("uploaded"):
-                chunk = os.pread(span.fd, min(_SPAN_READ, end - offset), offset)
-            if not chunk:
-                raise FileTrouble(SHRANK)
-            conn.send(chunk)
-            offset += len(chunk)
+        with file_trouble("uploaded"):
+            chunk = os.pread(span.fd, span.size, span.offset)
+        if len(chunk) != span.size:
+            raise FileTrouble(SHRANK)
+        conn.send(chunk)
         return
     while offset < end:
         try:
