@@ -129,3 +129,16 @@ def test_flushing_written_files_passes_over_what_is_gone_or_behind_a_link(
     flushed = confined.sync_files(root, written, workers=4)
     assert flushed == [p for p in written if p != "real/2.png" and not p.startswith("sub/")]
     assert confined.sync_files(root, ["real/0.png", "link/kept.png"], workers=1) == ["real/0.png"]
+
+
+def test_pending_writes_counts_dirty_and_writeback_pages_less_ours():
+    meminfo = b"MemTotal: 1000 kB\nDirty:   300 kB\nWriteback:    20 kB\nWritebackTmp: 5 kB\n"
+    assert confined._meminfo_pending(meminfo, 0) == 320 * 1024
+    assert confined._meminfo_pending(meminfo, 20 * 1024) == 300 * 1024
+    assert confined._meminfo_pending(meminfo, 1 << 30) == 0
+    # A count it cannot read is unknown, not zero (the caller then flushes file by file).
+    assert confined._meminfo_pending(b"Dirty: 300 kB\n", 0) is None
+    assert confined._meminfo_pending(b"Dirty: 3 MB\nWriteback: 0 kB\n", 0) is None
+    if Path("/proc/meminfo").exists():
+        pending = confined.pending_writes()
+        assert pending is not None and pending >= 0

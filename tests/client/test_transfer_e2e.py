@@ -18,6 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from robosync.client import confined
+from robosync.client import transfer as transfer_module
 from robosync.client.api import Api
 from robosync.client.fetchloop import FetchLoop
 from robosync.client.leftout import Stamp
@@ -341,23 +343,28 @@ def test_a_stop_in_the_middle_of_small_uploads_ends_the_upload(
     assert 5 <= len(proxied.proxy.puts(accepted=True)) < len(sources)
 
 
-def test_large_images_are_flushed_before_their_rename_and_the_batch_reopens_none(
-    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    skip_unless_direct_writes(tmp_path)
-    large = {f"cam/big{i}.png": os.urandom(300_000 + i) for i in range(6)}
-    large["cam/copy.png"] = large["cam/big0.png"]
-    small = {f"small{i}.png": os.urandom(1000 + i) for i in range(3)}
-    project_id, api, targets = pushed_for_download(proxied, tmp_path, {**large, **small})
-
-    flushed: list[str] = []  # the name each flushed descriptor had when it was flushed
+def watched_clone(
+    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]
+) -> tuple[Path, list[str], list[Path]]:
+    """Download ``files`` into a new folder (checked against them, every file handed over
+    as durable), watching its flushes: the folder, the name each ``fdatasync``'ed
+    descriptor had, and the root of each ``syncfs``."""
+    project_id, api, targets = pushed_for_download(proxied, tmp_path, files)
+    flushed: list[str] = []
+    synced_fs: list[Path] = []
     real_fdatasync = os.fdatasync
+    real_syncfs = confined.sync_filesystem
 
     def fdatasync(fd: int) -> None:
         flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fdatasync(fd)
 
+    def sync_filesystem(root: Path) -> None:
+        synced_fs.append(root)
+        real_syncfs(root)
+
     monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(confined, "sync_filesystem", sync_filesystem)
     durable: list[str] = []
     transfer = Transfer(api, jobs=4)
     root = tmp_path / "clone"
@@ -370,10 +377,38 @@ def test_large_images_are_flushed_before_their_rename_and_the_batch_reopens_none
         transfer.close()
         api.close()
     assert not errors
-    assert folder_digests(root) == {k: sha(v) for k, v in {**large, **small}.items()}
-    assert sorted(durable) == sorted({**large, **small})
-    # Every large file (the copy too) was flushed while it was still a temp file, once;
-    # the batch flush opened none of them again (the small ones it flushed in one go).
-    assert len(flushed) == len(large)
-    assert all(Path(f).name.startswith(TEMP_PREFIX) for f in flushed)
-    assert {str(Path(f).parent.relative_to(root)) for f in flushed} == {"cam"}
+    assert folder_digests(root) == {k: sha(v) for k, v in files.items()}
+    assert sorted(durable) == sorted(files)
+    return root, flushed, synced_fs
+
+
+def large_images() -> dict[str, bytes]:
+    """Six images written past the page cache, a copy of one, and a small one."""
+    files = {f"cam/big{i}.png": os.urandom(300_000 + i) for i in range(6)}
+    files["cam/copy.png"] = files["cam/big0.png"]
+    files["small.png"] = os.urandom(1000)
+    return files
+
+
+def test_large_images_are_flushed_by_one_syncfs_when_little_else_waits_to_be_written(
+    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    skip_unless_direct_writes(tmp_path)
+    monkeypatch.setattr(transfer_module, "OTHERS_PENDING_LIMIT", 1 << 62)
+    root, flushed, synced_fs = watched_clone(proxied, tmp_path, monkeypatch, large_images())
+    # One call for the whole batch; no file flushed on its own.
+    assert flushed == []
+    assert synced_fs == [root]
+
+
+def test_large_images_are_flushed_file_by_file_when_other_writes_wait(
+    proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    skip_unless_direct_writes(tmp_path)
+    monkeypatch.setattr(transfer_module, "OTHERS_PENDING_LIMIT", -1)
+    files = large_images()
+    root, flushed, synced_fs = watched_clone(proxied, tmp_path, monkeypatch, files)
+    # A syncfs would wait for the others' writes too: each file of the batch is flushed
+    # once, under its own name, after its rename.
+    assert synced_fs == []
+    assert sorted(str(Path(f).relative_to(root)) for f in flushed) == sorted(files)

@@ -321,6 +321,32 @@ def sync_filesystem(root: Path) -> None:
         os.close(fd)
 
 
+def pending_writes(ours: int = 0) -> int | None:
+    """Bytes this machine holds waiting to be written to disk, less ``ours`` (never below
+    0): Linux's ``Dirty`` and ``Writeback`` (``/proc/meminfo``, every file system at
+    once, so it never understates one). ``None`` where the count cannot be read."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return _meminfo_pending(text, ours)
+
+
+def _meminfo_pending(text: bytes, ours: int) -> int | None:
+    pending = 0
+    found = 0
+    for line in text.splitlines():
+        name, _, rest = line.partition(b":")
+        if name in (b"Dirty", b"Writeback"):
+            fields = rest.split()
+            if len(fields) != 2 or fields[1] != b"kB" or not fields[0].isdigit():
+                return None
+            pending += int(fields[0]) * 1024
+            found += 1
+    return max(0, pending - ours) if found == 2 else None
+
+
 def sync_files(root: Path, paths: list[str], workers: int) -> list[str]:
     """Flush these project files' bytes to disk, one ``fdatasync`` each, ``workers`` at once.
 

@@ -10,9 +10,9 @@ Downloads: every byte is verified block by block while it streams into a
 temporary file next to its target, renamed into place only if size and digest
 match. Durability is batched (as git's ``core.fsyncMethod=batch``): after every
 ``DURABLE_EVERY_FILES`` files or ``DURABLE_EVERY_BYTES`` bytes the batch is
-flushed (one ``syncfs``; large files one ``fdatasync`` each, so the flush never
-waits for other programs' dirty pages; a file written past the page cache was
-flushed before its rename already), each folder written to is fsync'ed, and
+flushed by one ``syncfs`` (large files, when the machine holds much else waiting to be
+written, one ``fdatasync`` each instead, so the flush does not wait for other programs'
+pages), each folder written to is fsync'ed, and
 only then are they handed to ``on_durable`` (the index records them). Until then the index holds
 them as ``landing``, and a scan re-verifies such a file before any push may
 commit it (a crash can leave it empty or torn).
@@ -80,6 +80,9 @@ DURABLE_EVERY_BYTES = 1 << 30
 # images the clone took 0.86x the time; for 32 KiB ones the extra call cost more
 # (bench/push_cpu.py), and the batch's syncfs merges their writes anyway.
 WRITEBACK_FROM_BYTES = 256 * 1024
+# Past this many bytes of other programs' writes waiting to go out, a batch of large
+# files is flushed file by file, not by one syncfs that would wait for them too.
+OTHERS_PENDING_LIMIT = 64 * 1024 * 1024
 # Blobs smaller than this are sent and fetched from one thread (client/fetchloop.py).
 LOOPED_BELOW_BYTES = 256 * 1024
 _COMPLETERS = 4
@@ -123,9 +126,9 @@ class Written:
     size: int
     blocks: bytes
     stat: os.stat_result
-    # Its bytes are on disk already (written past the page cache and flushed while it
-    # was open): the batch's flush need not open it again.
-    synced: bool = False
+    # Bytes of it that went through the page cache (only a last partial block, for a
+    # file written past it), still to be written out by the batch's flush.
+    cached: int = 0
 
 
 @dataclass
@@ -679,13 +682,8 @@ class Transfer:
             batch = list(unflushed)
             unflushed.clear()
             unflushed_bytes = 0
-            dirty = [w for w in batch if not w.synced]
-            if dirty and sum(w.size for w in dirty) >= WRITEBACK_FROM_BYTES * len(dirty):
-                # Large files, written back as they came: flush just them, not whatever
-                # else the file system holds dirty (see confined.sync_files).
-                confined.sync_files(root, [w.path for w in dirty], self.jobs)
-            elif dirty:
-                confined.sync_filesystem(root)
+            if batch:
+                _make_durable(root, batch, self.jobs)
             self._sync_dirs(root)
             if batch and on_durable is not None:
                 on_durable(batch)
@@ -882,11 +880,11 @@ class Transfer:
         fds: list[int] = []
         stats: dict[str, os.stat_result] = {}
         verified: list[BlockVerifier] = []
-        synced = False
+        cached = t.size
 
         def fill_from(i: int) -> Callable[[int], None]:
             def fill(fd: int) -> None:
-                nonlocal synced
+                nonlocal cached
                 fds.append(fd)
                 if i + 1 < len(targets):
                     nxt = targets[i + 1].path
@@ -904,12 +902,9 @@ class Transfer:
                     )
                 verified.append(verifier)
                 if direct:
-                    # The bytes are on disk but a last partial block: that, the file's size
-                    # and extents are left to flush, cheap while it is open (the batch's
-                    # flush would open it again, on its critical path).
-                    for each in fds:
-                        confined.flush_data(each)
-                    synced = True
+                    # On disk but a last partial block; that, the size and the extents
+                    # are left to the batch's flush.
+                    cached = t.size % directio.ALIGN
                 elif t.size >= WRITEBACK_FROM_BYTES:
                     for each in fds:
                         confined.start_writeback(each)
@@ -925,15 +920,14 @@ class Transfer:
             if folder not in self._written_dirs:
                 with self.stats.lock:
                     self._written_dirs.add(folder)
-        return [Written(w.path, w.digest, w.size, blocks, stats[w.path], synced) for w in targets]
+        return [Written(w.path, w.digest, w.size, blocks, stats[w.path], cached) for w in targets]
 
     def _stream_verified(
         self, fds: list[int], t: DownloadTarget, readinto: Callable[[memoryview], int]
     ) -> tuple[BlockVerifier, bool]:
         """Stream ``t``'s bytes from ``readinto`` into every one of ``fds``, verifying them;
         and whether every file was opened to be written past the page cache (all but a
-        last partial block of it; whatever went through the cache instead, one
-        ``fdatasync`` flushes as well)."""
+        last partial block of it)."""
         verifier = BlockVerifier(t.digest, t.size)
         buf = self._buffer()
         if self.limiter is not None:
@@ -973,6 +967,26 @@ class Transfer:
             dirs, self._written_dirs = self._written_dirs, set()
         for d in dirs:
             _fsync_dir(root / d)
+
+
+def _make_durable(root: Path, batch: list[Written], jobs: int) -> None:
+    """Flush a batch of written files to disk: one ``syncfs``, unless they are large and
+    the machine holds more than :data:`OTHERS_PENDING_LIMIT` bytes of other writes, which
+    that call would wait for too (an object store on the same disk that has just taken
+    gigabytes, a camera writing beside the project); then one ``fdatasync`` per file.
+
+    One ``syncfs`` for 1,000 files written past the page cache cost the clone of
+    2,000 x 1 MB 0.8x the time of one ``fdatasync`` each (docs/PERFORMANCE.md): each
+    ``fdatasync`` also flushes the disk's cache. For small files it is always one call,
+    the cheaper whatever else waits.
+    """
+    large = sum(w.size for w in batch) >= WRITEBACK_FROM_BYTES * len(batch)
+    if large:
+        others = confined.pending_writes(ours=sum(w.cached for w in batch))
+        if others is None or others > OTHERS_PENDING_LIMIT:
+            confined.sync_files(root, [w.path for w in batch], jobs)
+            return
+    confined.sync_filesystem(root)
 
 
 def _wait_all(futures: list[Future[None]]) -> None:
