@@ -31,6 +31,7 @@ from robosync.client.transfer import (
     DownloadTarget,
     Transfer,
     UploadSource,
+    Written,
 )
 from robosync.digest import BLOCK_SIZE, digest_bytes
 from robosync.errors import IntegrityError
@@ -347,38 +348,44 @@ def watched_clone(
     proxied: ProxiedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]
 ) -> tuple[Path, list[str], list[Path]]:
     """Download ``files`` into a new folder (checked against them, every file handed over
-    as durable), watching its flushes: the folder, the name each ``fdatasync``'ed
-    descriptor had, and the root of each ``syncfs``."""
+    as durable once, after every flush), watching its flushes: the folder, the name each
+    ``fdatasync``'ed descriptor had, and the root of each ``syncfs``."""
     project_id, api, targets = pushed_for_download(proxied, tmp_path, files)
     flushed: list[str] = []
     synced_fs: list[Path] = []
     real_fdatasync = os.fdatasync
     real_syncfs = confined.sync_filesystem
+    durable: list[str] = []
+    order: list[str] = []  # "flushed" and "durable", as they happened
 
     def fdatasync(fd: int) -> None:
         flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fdatasync(fd)
+        order.append("flushed")
 
     def sync_filesystem(root: Path) -> None:
         synced_fs.append(root)
         real_syncfs(root)
+        order.append("flushed")
+
+    def on_durable(batch: list[Written]) -> None:
+        durable.extend(w.path for w in batch)
+        order.append("durable")
 
     monkeypatch.setattr(os, "fdatasync", fdatasync)
     monkeypatch.setattr(confined, "sync_filesystem", sync_filesystem)
-    durable: list[str] = []
     transfer = Transfer(api, jobs=4)
     root = tmp_path / "clone"
     root.mkdir()
     try:
-        written, errors = transfer.download(
-            project_id, root, targets, lambda _: None, lambda ws: durable.extend(w.path for w in ws)
-        )
+        _, errors = transfer.download(project_id, root, targets, lambda _: None, on_durable)
     finally:
         transfer.close()
         api.close()
     assert not errors
     assert folder_digests(root) == {k: sha(v) for k, v in files.items()}
     assert sorted(durable) == sorted(files)
+    assert order[-1] == "durable" and order.count("durable") == 1
     return root, flushed, synced_fs
 
 

@@ -976,8 +976,8 @@ def _make_durable(root: Path, batch: list[Written], jobs: int) -> None:
     gigabytes, a camera writing beside the project); then one ``fdatasync`` per file.
 
     One ``syncfs`` for 1,000 files written past the page cache cost the clone of
-    2,000 x 1 MB 0.8x the time of one ``fdatasync`` each (docs/PERFORMANCE.md): each
-    ``fdatasync`` also flushes the disk's cache. For small files it is always one call,
+    2,000 x 1 MB 0.82-0.91x the time of one ``fdatasync`` each (docs/PERFORMANCE.md):
+    each ``fdatasync`` also flushes the disk's cache. Small files always get one call,
     the cheaper whatever else waits.
     """
     large = sum(w.size for w in batch) >= WRITEBACK_FROM_BYTES * len(batch)
