@@ -24,6 +24,7 @@ from robosync.client.cmdpaths import to_project_path, to_project_paths
 from robosync.client.deferred import history, httpx, wire
 from robosync.client.merge import POLICIES, MergeNote
 from robosync.client.project import Project, PullResult, PushResult, clone
+from robosync.client.quickexit import exit_now
 from robosync.client.settings import DEFAULT_JOBS, ClientSettings
 from robosync.client.sizes import parse_size
 from robosync.errors import InvalidInput, RateLimited, RobosyncError, Unauthorized, Unavailable
@@ -832,5 +833,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def run() -> NoReturn:
+    """The ``robosync`` program: :func:`main`, then the exit with its code
+    (:func:`robosync.client.quickexit.exit_now`: without the interpreter's teardown)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
