@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ENDING = """
-import atexit, logging, sys, threading, time
+import atexit, logging, logging.handlers, sys, threading, time
 from pathlib import Path
 from robosync.client.quickexit import exit_now
 out = Path(sys.argv[1])
@@ -30,9 +30,8 @@ exit_now(7)
 
 
 def _end(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
-    code = "import logging.handlers\n" + ENDING
     return subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path), mode], capture_output=True, text=True
+        [sys.executable, "-c", ENDING, str(tmp_path), mode], capture_output=True, text=True
     )
 
 
