@@ -10,6 +10,12 @@ checking each in turn, so files created right after thousands were deleted cost 
 times the CPU (``recently_deleted`` in ``perf``), and a bench that deleted each download
 before the next would time that, not the tools. Disk needed: ``runs x tools`` copies.
 
+``--others-pending MB`` leaves that many megabytes of another program's writes waiting
+for the disk just before each download (a file written and not synced, as an object
+store on the same disk that has just taken an upload leaves them; ``peers.py`` times its
+download column in that state): a download that flushes its files then either waits for
+those writes too or flushes file by file.
+
     python -m venv /tmp/robot && /tmp/robot/bin/pip install .
     python bench/download.py --count 10000 --size 32768 --runs 6 /tmp/robot/bin [OTHER_BIN ...]
     python bench/download.py --count 150 --size 8388608 --duplicates 30 ...   # dataset A
@@ -22,6 +28,7 @@ tool, and each robosync's ratio to the best peer (pairwise, run by run).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import bench_store, spread, timed_child, tree_cpu  # noqa: E402
 from bench.peers import Dataset, Rclone, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
+
+
+def leave_pending(path: Path, megabytes: int) -> None:
+    """Write ``megabytes`` MB to ``path`` (replacing it) and leave them unsynced."""
+    path.unlink(missing_ok=True)
+    chunk = os.urandom(1 << 20)
+    with path.open("wb") as f:
+        for _ in range(megabytes):
+            f.write(chunk)
 
 
 def download_command(tool: Tool, dst: Path) -> list[str]:
@@ -54,6 +70,13 @@ def main() -> None:
     ap.add_argument("--duplicates", type=int, default=0, help="images that copy others")
     ap.add_argument("--runs", type=int, default=6)
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    ap.add_argument(
+        "--others-pending",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="megabytes of other writes left waiting for the disk before each download",
+    )
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="download-", dir=a.dir))
     ds = Dataset("download", a.count, a.size, a.duplicates)
@@ -81,6 +104,8 @@ def main() -> None:
                 for run in range(a.runs):
                     for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
                         dst = work / f"dst-{run}-{t.name.replace('/', '_')}"
+                        if a.others_pending:
+                            leave_pending(work / "others.bin", a.others_pending)
                         api = t.server.pid if isinstance(t, Robosync) and t.server else None
                         store0, api0 = tree_cpu(s3.pid or 0), tree_cpu(api) if api else 0.0
                         wall, cpu = timed_child(download_command(t, dst), work, t.env)

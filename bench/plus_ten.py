@@ -12,7 +12,9 @@ uploads), so more runs than peers.py's three are needed to see past the noise.
 
 Each BIN_DIR is a robot install (client alone) of robosync, run against this checkout's
 server. Prints min / median / max seconds per tool and of each robosync's ratio to s5cmd
-(pairwise, run by run).
+(pairwise, run by run), and the CPU seconds each sync cost: the tool's process, the
+store's and (for robosync) its API server's. Two cores are shared by all three, so a
+sync whose processes together need more CPU than its rival's cannot be much faster.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import bench_store, spread  # noqa: E402
-from bench.peers import Dataset, S5cmd, robot_installs  # noqa: E402
+from bench.harness import bench_store, spread, timed_child, tree_cpu  # noqa: E402
+from bench.peers import JOBS, Dataset, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
+
+
+def resync_command(tool: Tool, src: Path) -> list[str]:
+    """The command ``tool`` syncs ``src`` with (as ``Tool.resync`` runs it)."""
+    if isinstance(tool, Robosync):
+        return [f"{tool.bin}robosync", "push", "--jobs", str(JOBS)]
+    assert isinstance(tool, S5cmd)
+    return [*tool.base, "sync", f"{src}/", tool.remote]
 
 
 def main() -> None:
@@ -51,6 +61,10 @@ def main() -> None:
             for t in tools[1:]:
                 shutil.copytree(folders[tools[0].name], folders[t.name])
             times: dict[str, list[float]] = {t.name: [] for t in tools}
+            # CPU seconds of each sync: the tool's process, the store, robosync's API.
+            cpu: dict[str, dict[str, list[float]]] = {
+                t.name: {"tool": [], "store": [], "api": []} for t in tools
+            }
             try:
                 for i, t in enumerate(tools):
                     t.prepare(f"t{i}")
@@ -59,7 +73,14 @@ def main() -> None:
                     for t in tools[run % len(tools) :] + tools[: run % len(tools)]:
                         ds.add_ten(folders[t.name], f"run{run}")
                         subprocess.run(["sync"], check=True)
-                        times[t.name].append(t.resync(folders[t.name]))
+                        api = t.server.pid if isinstance(t, Robosync) and t.server else None
+                        store0, api0 = tree_cpu(s3.pid or 0), tree_cpu(api) if api else 0.0
+                        cmd = resync_command(t, folders[t.name])
+                        wall, own = timed_child(cmd, folders[t.name], t.env)
+                        times[t.name].append(wall)
+                        cpu[t.name]["tool"].append(own)
+                        cpu[t.name]["store"].append(tree_cpu(s3.pid or 0) - store0)
+                        cpu[t.name]["api"].append(tree_cpu(api) - api0 if api else 0.0)
                     print(f"run {run}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in times.items()))
             finally:
                 for t in tools:  # stop every server started, even after a failure
@@ -72,6 +93,11 @@ def main() -> None:
         ratios = [x / p for x, p in zip(xs, peer, strict=True)]
         versus = "" if name == "s5cmd" else f"   / s5cmd {spread(ratios)}"
         print(f"{name:40s} {spread(xs, 3)}{versus}")
+        c = cpu[name]
+        total = [sum(z) for z in zip(c["tool"], c["store"], c["api"], strict=True)]
+        api = "" if name == "s5cmd" else f", API {spread(c['api'])}"
+        print(f"{'':40s} cpu: tool {spread(c['tool'])}, store {spread(c['store'])}{api}")
+        print(f"{'':40s} cpu in all {spread(total)}")
 
 
 if __name__ == "__main__":
