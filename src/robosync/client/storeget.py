@@ -28,11 +28,9 @@ import http.client
 import os
 import socket
 import ssl
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 from urllib.parse import urlsplit
-from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
 from robosync.client.deferred import httpx
 from robosync.client.leftout import SHRANK, FileTrouble, file_trouble
@@ -44,10 +42,15 @@ def direct_route(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
+    if not any(value and name[-6:].lower() == "_proxy" for name, value in os.environ.items()):
+        return True  # no proxy named at all, as on most robots: urllib.request not loaded
+    import urllib.request
+
     proxies = urllib.request.getproxies_environment()
     if not (proxies.get(parts.scheme) or proxies.get("all")):
         return True
-    return bool(proxy_bypass_environment(parts.netloc, proxies))
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    return bool(bypass(parts.netloc, proxies))
 
 
 class FileSpan(NamedTuple):
