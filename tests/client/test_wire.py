@@ -187,3 +187,16 @@ def test_times_are_written_as_the_server_writes_them_and_read_back_exactly():
     member = wire.decode(wire.MemberInfo, json.dumps({"user": "u", "role": "read",
                                                       "since": wire.plain(NOW)}))  # fmt: skip
     assert member.since == NOW
+
+
+def test_messages_compare_by_class_and_fields_and_show_them():
+    one = wire.QuotaInfo(quota_bytes=None, used_bytes=5)
+    assert one == wire.QuotaInfo(quota_bytes=None, used_bytes=5)
+    assert one != wire.QuotaInfo(quota_bytes=None, used_bytes=6)
+    # Another message, even of the same path: never equal.
+    assert wire.DeleteOp(path="a.png") != wire.PutOp(path="a.png", digest="0" * 64, size=1)
+    assert repr(one) == "QuotaInfo(quota_bytes=None, used_bytes=5)"
+    with pytest.raises(TypeError):
+        hash(one)  # mutable, as a dataclass with eq
+    decoded = wire.decode(wire.QuotaInfo, '{"quota_bytes": 10, "used_bytes": 5}')
+    assert decoded == wire.QuotaInfo(10, 5)

@@ -52,7 +52,7 @@ Role = Literal["read", "write", "admin"]
 class Message:
     """The base of every message: equal to another of its class with equal fields, shown
     with its fields. One method each for all of them: the two that ``dataclass``
-    generates for every class cost the client ~6 ms of each command that asks the
+    generates for every class cost the client ~7 ms of each command that asks the
     server something (this module is loaded with the first request)."""
 
     __slots__ = ()
