@@ -15,13 +15,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from robosync.values import FrozenValue
+
 BLOCK_SIZE = 8 * 1024 * 1024
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _READ_CHUNK = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Block:
+@dataclass(frozen=True, eq=False, repr=False)
+class Block(FrozenValue):
     """One block of a blob: its place in the file and its SHA-256."""
 
     number: int  # 1-based, as S3 part numbers
@@ -40,8 +42,8 @@ class Block:
         return base64.b64encode(self.sha256).decode("ascii")
 
 
-@dataclass(frozen=True)
-class BlobDigest:
+@dataclass(frozen=True, eq=False, repr=False)
+class BlobDigest(FrozenValue):
     """The content address of a blob with the blocks it was computed from."""
 
     digest: str

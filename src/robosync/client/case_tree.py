@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from robosync.paths import case_key
+from robosync.values import FrozenValue
 
 
 def _folder_keys(key: str) -> Iterator[str]:
@@ -22,8 +23,8 @@ def _folder_keys(key: str) -> Iterator[str]:
         cut = key.rfind("/", 0, cut)
 
 
-@dataclass(frozen=True)
-class Clash:
+@dataclass(frozen=True, eq=False, repr=False)
+class Clash(FrozenValue):
     """Two paths that cannot both be checked out.
 
     ``twins``: ``first`` and ``second`` differ only in case. Otherwise ``first``

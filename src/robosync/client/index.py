@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from robosync.client.merge import Change, Entry
+from robosync.values import FrozenValue, Value
 
 DIRNAME = ".robosync"
 INDEX_FILE = "index.sqlite"
@@ -65,8 +66,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-@dataclass(frozen=True)
-class ProjectConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class ProjectConfig(FrozenValue):
     """Which server and project a folder belongs to, and the robot's name."""
 
     server: str
@@ -93,8 +94,8 @@ class ProjectConfig:
         )
 
 
-@dataclass(frozen=True)
-class FileRow:
+@dataclass(frozen=True, eq=False, repr=False)
+class FileRow(FrozenValue):
     """One row of ``files``."""
 
     path: str
@@ -116,8 +117,8 @@ class FileRow:
         return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
 
 
-@dataclass
-class LocalDelta:
+@dataclass(eq=False, repr=False)
+class LocalDelta(Value):
     """Local changes against the base; ``evicted``/``remote`` paths are not deletions."""
 
     added: dict[str, Entry]

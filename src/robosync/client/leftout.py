@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from robosync.errors import IntegrityError, RobosyncError
+from robosync.values import FrozenValue
 
 DELETED = "deleted during the push"
 SHRANK = "changed while it was uploaded (it shrank)"
@@ -32,8 +33,8 @@ _STORE_CODE = re.compile(r"BadDigest|InvalidDigest|XAmzContentSHA256Mismatch|Inc
 V = TypeVar("V")
 
 
-@dataclass(frozen=True)
-class LeftOut:
+@dataclass(frozen=True, eq=False, repr=False)
+class LeftOut(FrozenValue):
     """A file a push left out, and why (one line)."""
 
     path: str
@@ -50,8 +51,8 @@ class FileTrouble(RobosyncError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Stamp:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stamp(FrozenValue):
     """What a file looked like when it was stat'ed: a change moves at least one of these."""
 
     size: int

@@ -33,13 +33,14 @@ from typing import Literal
 
 from robosync.client.case_tree import CaseTree, Clash
 from robosync.client.conflict_names import conflict_path
+from robosync.values import FrozenValue, Value
 
 Policy = Literal["keep-both", "ours", "theirs", "newest"]
 POLICIES: tuple[Policy, ...] = ("keep-both", "ours", "theirs", "newest")
 
 
-@dataclass(frozen=True)
-class Entry:
+@dataclass(frozen=True, eq=False, repr=False)
+class Entry(FrozenValue):
     """The content of a path: its digest and size."""
 
     digest: str
@@ -49,8 +50,8 @@ class Entry:
 Change = Entry | None  # None: the path is deleted
 
 
-@dataclass(frozen=True)
-class MergeNote:
+@dataclass(frozen=True, eq=False, repr=False)
+class MergeNote(FrozenValue):
     """One decision of a merge, for the report printed to the user."""
 
     path: str
@@ -58,8 +59,8 @@ class MergeNote:
     detail: str = ""
 
 
-@dataclass
-class MergeResult:
+@dataclass(eq=False, repr=False)
+class MergeResult(Value):
     """What a merge decided.
 
     ``commit``: ops to commit on top of the remote head (``None`` = delete).
@@ -152,8 +153,8 @@ def merge(
     return result
 
 
-@dataclass(frozen=True)
-class _Sides:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Sides(FrozenValue):
     base: Mapping[str, Entry]
     local: Mapping[str, Change]
     remote: Mapping[str, Change]

@@ -62,6 +62,7 @@ from robosync.errors import (
     Unprocessable,
 )
 from robosync.paths import normalize_path, validate_path
+from robosync.values import Value
 
 if TYPE_CHECKING:
     from robosync.client.history import Diff, Listing
@@ -89,8 +90,8 @@ class NotAProject(RobosyncError):
 # --- results ------------------------------------------------------------------
 
 
-@dataclass
-class PushResult:
+@dataclass(eq=False, repr=False)
+class PushResult(Value):
     """What a push did."""
 
     version: int
@@ -120,8 +121,8 @@ class PushResult:
         return asdict(self)
 
 
-@dataclass
-class PullResult:
+@dataclass(eq=False, repr=False)
+class PullResult(Value):
     """What a pull (or clone, fetch, restore) did."""
 
     version: int
@@ -137,8 +138,8 @@ class PullResult:
         return asdict(self)
 
 
-@dataclass
-class Status:
+@dataclass(eq=False, repr=False)
+class Status(Value):
     """Local changes against the last synced version, and where the server is."""
 
     base_version: int
@@ -163,8 +164,8 @@ class Status:
         return {**asdict(self), "server_moved": self.server_moved}
 
 
-@dataclass
-class EvictResult:
+@dataclass(eq=False, repr=False)
+class EvictResult(Value):
     """Files whose disk was freed, and files that were kept and why."""
 
     evicted: list[str] = field(default_factory=list)

@@ -27,6 +27,7 @@ from typing import TypeVar
 from robosync.client.deferred import httpx
 from robosync.client.logs import logger
 from robosync.errors import RobosyncError, Unavailable
+from robosync.values import Value
 
 _LOGGER = "robosync.client"
 
@@ -80,8 +81,8 @@ def is_rate_limited(err: BaseException) -> bool:
     return isinstance(err, RobosyncError) and transient_status(err) == RATE_LIMITED_STATUS
 
 
-@dataclass
-class Retrying:
+@dataclass(eq=False, repr=False)
+class Retrying(Value):
     """Call a function until it succeeds, a permanent error occurs, or patience runs out.
 
     ``attempts`` bounds the calls spent on failures (connection errors, 5xx);

@@ -43,6 +43,7 @@ from robosync.client.leftout import (
 )
 from robosync.digest import digest_stream
 from robosync.paths import normalize_path, path_problem
+from robosync.values import FrozenValue, Value
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -57,8 +58,8 @@ TORN = (
 )
 
 
-@dataclass
-class ScanReport:
+@dataclass(eq=False, repr=False)
+class ScanReport(Value):
     """What a scan saw."""
 
     files: int = 0
@@ -75,8 +76,8 @@ class ScanReport:
     symlinks: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Seen:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Seen(FrozenValue):
     path: str  # project path (NFC)
     disk: str  # absolute path as it is on disk
     size: int

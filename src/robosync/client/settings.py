@@ -21,6 +21,7 @@ from typing import Any
 
 from robosync.client.sizes import parse_size
 from robosync.errors import InvalidInput, Unauthorized
+from robosync.values import FrozenValue
 
 # Blob transfers at once (``--jobs``), unless a command is told otherwise.
 DEFAULT_JOBS = 16
@@ -43,8 +44,8 @@ def check_server_url(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class ClientSettings:
+@dataclass(frozen=True, eq=False, repr=False)
+class ClientSettings(FrozenValue):
     """Everything the client reads from its environment, read once."""
 
     config_dir: Path

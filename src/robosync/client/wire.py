@@ -5,8 +5,9 @@ built when the module is imported: ~75-120 ms of every client command that talks
 the server (a ``robosync push`` of ten new images took ~0.35 s in all). The client
 needs none of that machinery: it reads a few kinds of answer and writes a few kinds
 of body. Here each is a slotted dataclass with the same field names as the server's
-model, and :func:`decode` checks an answer field by field against the annotations
-(types, ``Literal`` values, digest patterns); an answer that does not fit raises
+model (its ``__eq__`` and ``__repr__`` from :mod:`robosync.values`), and :func:`decode`
+checks an answer field by field against the annotations (types, ``Literal`` values,
+digest patterns); an answer that does not fit raises
 :class:`WireError`, which the API client turns into an untrusted-answer error. Unknown
 fields are ignored, as pydantic does, so a newer server may add some.
 ``tests/client/test_wire.py`` holds both sides' field lists to each other.
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from robosync.apiwire import DIGEST_PATTERN, MAX_INT
+from robosync.values import Value
 
 T = TypeVar("T")
 
@@ -49,31 +51,11 @@ Digest = Annotated[str, Pattern(DIGEST_PATTERN)]
 Role = Literal["read", "write", "admin"]
 
 
-class Message:
-    """The base of every message: equal to another of its class with equal fields, shown
-    with its fields. One method each for all of them: the two that ``dataclass``
-    generates for every class cost the client ~7 ms of each command that asks the
-    server something (this module is loaded with the first request)."""
-
-    __slots__ = ()
-    __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
-    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as with dataclass's eq
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__dataclass_fields__)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__dataclass_fields__)
-        return f"{type(self).__qualname__}({shown})"
-
-
 # --- answers ------------------------------------------------------------------
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class ProjectInfo(Message):
+class ProjectInfo(Value):
     """A project as the API shows it to one caller (``role`` is the caller's)."""
 
     id: int
@@ -89,7 +71,7 @@ class ProjectInfo(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class MemberInfo(Message):
+class MemberInfo(Value):
     """One member of a project; the owner is listed first, as an admin."""
 
     user: str
@@ -99,14 +81,14 @@ class MemberInfo(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class MemberList(Message):
+class MemberList(Value):
     """``GET /v1/projects/{id}/members`` answer."""
 
     members: list[MemberInfo]
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class QuotaInfo(Message):
+class QuotaInfo(Value):
     """The project owner's quota and use, in logical bytes (``quota_bytes`` None: no quota)."""
 
     quota_bytes: int | None
@@ -114,7 +96,7 @@ class QuotaInfo(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class ProjectList(Message):
+class ProjectList(Value):
     """``GET /v1/projects`` answer."""
 
     projects: list[ProjectInfo]
@@ -122,7 +104,7 @@ class ProjectList(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class VersionInfo(Message):
+class VersionInfo(Value):
     """One entry of a project's history; version 0 is the empty project."""
 
     number: int
@@ -137,14 +119,14 @@ class VersionInfo(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class VersionList(Message):
+class VersionList(Value):
     """``GET /v1/projects/{id}/versions`` answer, newest first."""
 
     versions: list[VersionInfo]
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class PresignedPart(Message):
+class PresignedPart(Value):
     """One block to PUT: ``size`` bytes from ``offset`` with ``headers`` to ``url``
     (``done``: the store has it already, report ``etag``)."""
 
@@ -158,7 +140,7 @@ class PresignedPart(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class UploadPlan(Message):
+class UploadPlan(Value):
     """What to do for one item: nothing (``present``) or PUT its parts."""
 
     digest: Digest
@@ -168,14 +150,14 @@ class UploadPlan(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class UploadResponse(Message):
+class UploadResponse(Value):
     """``POST /v1/uploads`` answer, in the order of the request's items."""
 
     items: list[UploadPlan]
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class CompleteResult(Message):
+class CompleteResult(Value):
     """``present`` once the store proved size and digest; else ``failed``, and whether
     planning it again will succeed (``retry``)."""
 
@@ -186,14 +168,14 @@ class CompleteResult(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class CompleteResponse(Message):
+class CompleteResponse(Value):
     """``POST /v1/uploads/complete`` answer."""
 
     items: list[CompleteResult]
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class DownloadLink(Message):
+class DownloadLink(Value):
     """A presigned GET for one digest of the project."""
 
     digest: Digest
@@ -202,14 +184,14 @@ class DownloadLink(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class DownloadResponse(Message):
+class DownloadResponse(Value):
     """``POST /v1/projects/{id}/downloads`` answer."""
 
     items: list[DownloadLink]
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class CommitResult(Message):
+class CommitResult(Value):
     """201 answer of a commit."""
 
     version: int
@@ -221,7 +203,7 @@ class CommitResult(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class ManifestEntry(Message):
+class ManifestEntry(Value):
     """One line of a manifest."""
 
     path: str
@@ -233,7 +215,7 @@ class ManifestEntry(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class PushQuota(Message):
+class PushQuota(Value):
     """A push's quota check, asked with its first upload plan."""
 
     project_id: int
@@ -241,7 +223,7 @@ class PushQuota(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class UploadItem(Message):
+class UploadItem(Value):
     """One blob the client wants stored: its digest, size and block hashes."""
 
     digest: Digest
@@ -250,7 +232,7 @@ class UploadItem(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class CompletedPart(Message):
+class CompletedPart(Value):
     """A part the client PUT, with the ETag the store answered."""
 
     number: int
@@ -258,7 +240,7 @@ class CompletedPart(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class CompleteItem(Message):
+class CompleteItem(Value):
     """Finish one upload: the parts of a multipart upload, or none for a single PUT."""
 
     digest: Digest
@@ -267,7 +249,7 @@ class CompleteItem(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class CommitHeader(Message):
+class CommitHeader(Value):
     """First line of a commit body."""
 
     base_version: int
@@ -276,7 +258,7 @@ class CommitHeader(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class PutOp(Message):
+class PutOp(Value):
     """Set ``path`` to the blob ``digest``."""
 
     path: str
@@ -286,7 +268,7 @@ class PutOp(Message):
 
 
 @dataclass(slots=True, eq=False, repr=False)
-class DeleteOp(Message):
+class DeleteOp(Value):
     """Remove ``path``."""
 
     path: str
