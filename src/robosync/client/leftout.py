@@ -51,8 +51,8 @@ class FileTrouble(RobosyncError):
         self.reason = reason
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Stamp(FrozenValue):
+@dataclass(frozen=True)  # compared per file: dataclass's own, faster methods
+class Stamp:
     """What a file looked like when it was stat'ed: a change moves at least one of these."""
 
     size: int
