@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import bench_store, spread, timed_child, tree_cpu  # noqa: E402
-from bench.peers import Dataset, Rclone, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
+from bench.peers import Dataset, Rclone, Robosync, S5cmd, robot_installs  # noqa: E402
 
 
 def leave_pending(path: Path, megabytes: int) -> None:
@@ -48,17 +48,6 @@ def leave_pending(path: Path, megabytes: int) -> None:
     with path.open("wb") as f:
         for _ in range(megabytes):
             f.write(chunk)
-
-
-def download_command(tool: Tool, dst: Path) -> list[str]:
-    """The command ``tool`` downloads its copy into ``dst`` with."""
-    if isinstance(tool, Robosync):
-        return [f"{tool.bin}robosync", "clone", tool.project, str(dst), "--jobs", "16"]
-    if isinstance(tool, S5cmd):
-        dst.mkdir()
-        return [*tool.base, "cp", tool.remote + "*", f"{dst}/"]
-    assert isinstance(tool, Rclone)
-    return ["rclone", "copy", tool.remote, str(dst)]
 
 
 def main() -> None:
@@ -108,7 +97,7 @@ def main() -> None:
                             leave_pending(work / "others.bin", a.others_pending)
                         api = t.server.pid if isinstance(t, Robosync) and t.server else None
                         store0, api0 = tree_cpu(s3.pid or 0), tree_cpu(api) if api else 0.0
-                        wall, cpu = timed_child(download_command(t, dst), work, t.env)
+                        wall, cpu = timed_child(t.download_command(dst), work, t.env)
                         stores[t.name].append(tree_cpu(s3.pid or 0) - store0)
                         apis[t.name].append(tree_cpu(api) - api0 if api else 0.0)
                         walls[t.name].append(wall)

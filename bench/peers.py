@@ -133,8 +133,16 @@ class Tool:
         """Seconds to sync ``src`` again (after a change or none)."""
         return self.upload(src)
 
+    def resync_command(self, src: Path) -> list[str]:
+        """The command :meth:`resync` runs in ``src`` (for a bench that times it itself)."""
+        raise NotImplementedError
+
     def download(self, dst: Path) -> float:
         """Seconds to download everything into ``dst``."""
+        return timed(self.download_command(dst), dst.parent, self.env)
+
+    def download_command(self, dst: Path) -> list[str]:
+        """The command :meth:`download` runs in ``dst``'s folder."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -180,11 +188,13 @@ class Robosync(Tool):
         return t + timed([exe, "push", "--jobs", str(JOBS)], src, self.env)
 
     def resync(self, src: Path) -> float:
-        return timed([f"{self.bin}robosync", "push", "--jobs", str(JOBS)], src, self.env)
+        return timed(self.resync_command(src), src, self.env)
 
-    def download(self, dst: Path) -> float:
-        cmd = [f"{self.bin}robosync", "clone", self.project, str(dst), "--jobs", str(JOBS)]
-        return timed(cmd, dst.parent, self.env)
+    def resync_command(self, src: Path) -> list[str]:
+        return [f"{self.bin}robosync", "push", "--jobs", str(JOBS)]
+
+    def download_command(self, dst: Path) -> list[str]:
+        return [f"{self.bin}robosync", "clone", self.project, str(dst), "--jobs", str(JOBS)]
 
     def finish(self) -> None:
         if self.server is not None:
@@ -225,8 +235,8 @@ class Rclone(Tool):
     def upload(self, src: Path) -> float:
         return timed(["rclone", "copy", str(src), self.remote], src, self.env)
 
-    def download(self, dst: Path) -> float:
-        return timed(["rclone", "copy", self.remote, str(dst)], dst.parent, self.env)
+    def download_command(self, dst: Path) -> list[str]:
+        return ["rclone", "copy", self.remote, str(dst)]
 
 
 class S5cmd(Tool):
@@ -247,11 +257,15 @@ class S5cmd(Tool):
         self.remote = f"s3://{self.s3.new_bucket()}/data/"
 
     def upload(self, src: Path) -> float:
-        return timed([*self.base, "sync", f"{src}/", self.remote], src, self.env)
+        return timed(self.resync_command(src), src, self.env)
 
-    def download(self, dst: Path) -> float:
+    def resync_command(self, src: Path) -> list[str]:
+        return [*self.base, "sync", f"{src}/", self.remote]
+
+    def download_command(self, dst: Path) -> list[str]:
+        """``cp`` into ``dst``, made here: s5cmd wants it to exist."""
         dst.mkdir()
-        return timed([*self.base, "cp", self.remote + "*", f"{dst}/"], dst.parent, self.env)
+        return [*self.base, "cp", self.remote + "*", f"{dst}/"]
 
 
 class Dvc(Tool):

@@ -29,15 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import bench_store, spread, timed_child, tree_cpu  # noqa: E402
-from bench.peers import JOBS, Dataset, Robosync, S5cmd, Tool, robot_installs  # noqa: E402
-
-
-def resync_command(tool: Tool, src: Path) -> list[str]:
-    """The command ``tool`` syncs ``src`` with (as ``Tool.resync`` runs it)."""
-    if isinstance(tool, Robosync):
-        return [f"{tool.bin}robosync", "push", "--jobs", str(JOBS)]
-    assert isinstance(tool, S5cmd)
-    return [*tool.base, "sync", f"{src}/", tool.remote]
+from bench.peers import Dataset, Robosync, S5cmd, robot_installs  # noqa: E402
 
 
 def main() -> None:
@@ -75,7 +67,7 @@ def main() -> None:
                         subprocess.run(["sync"], check=True)
                         api = t.server.pid if isinstance(t, Robosync) and t.server else None
                         store0, api0 = tree_cpu(s3.pid or 0), tree_cpu(api) if api else 0.0
-                        cmd = resync_command(t, folders[t.name])
+                        cmd = t.resync_command(folders[t.name])
                         wall, own = timed_child(cmd, folders[t.name], t.env)
                         times[t.name].append(wall)
                         cpu[t.name]["tool"].append(own)

@@ -24,11 +24,7 @@ _SHOWN: dict[type, tuple[str, ...]] = {}
 
 def _compared(cls: type) -> Callable[[Any], Any]:
     """What instances of ``cls`` are compared and hashed by (their compared fields'
-    values), made once per class: an ``attrgetter``, as fast as dataclass's own."""
-    try:
-        return _COMPARED[cls]
-    except KeyError:
-        pass
+    values): made on first use and kept in ``_COMPARED``, where callers look first."""
     names = [f.name for f in dataclasses.fields(cls) if f.compare]
     key = _COMPARED[cls] = attrgetter(*names) if names else (lambda obj: ())
     return key
